@@ -20,5 +20,21 @@ test: setup
 experiment: setup
 	$(PY) -m course_lib experiment --out results/experiment
 
+# Rebuilds the source weights that finetune and feature_extraction start from (data/weights/).
+CIFAR10 ?= ../shared/datasets/cifar10-jpg.zip
+pretrain: setup
+	$(PY) -m course_lib pretrain --source cifar10 --data $(CIFAR10) --out data/weights/resnet18-cifar10.pt
+
+book: setup
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+
+# The CPU benchmarks (~20 min on 2 cores; bench/README.md holds the latest table). The time-to-90 %
+# table reads results/experiment, so run `make experiment` first. GPU: scripts/gpu_check.sh.
+bench: setup
+	$(PY) bench/resnet_throughput.py
+	$(PY) bench/trainer_vs_tutorial.py
+	$(PY) bench/feature_cache.py
+	$(PY) bench/time_to_target.py --out results/experiment
+
 clean:
 	rm -rf _build .pytest_cache

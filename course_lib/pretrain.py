@@ -1,0 +1,429 @@
+"""Pretraining on another dataset (CIFAR-10) to produce the source weights of the course.
+
+``python -m course_lib pretrain --source cifar10 --data cifar10-jpg.zip`` reads CIFAR-10
+(JPEG files under ``train/<class>/`` and ``test/<class>/``, in a zip or an extracted
+folder), trains the hand-written ResNet18 from scratch with :func:`course_lib.train.fit`
+and writes an fp16 checkpoint with its metadata (source, epochs, image size, test
+accuracy, seconds, hardware, date, command, seed) plus a training log next to it.
+
+The images are normalised with the ImageNet statistics of :mod:`course_lib.data`, the
+same as the product photos, so the checkpoint's first layer sees the inputs it was
+trained on. Training uses the run folder of ``fit`` (a resumable checkpoint after every
+epoch); the shipped checkpoint is also rewritten after every epoch, so an interrupted
+run still leaves usable weights, and ``--resume`` continues it to the same result.
+``--init`` continues from an earlier checkpoint with a new cosine cycle (a second stage,
+recorded in the metadata), when the epochs that fit the time were not known in advance.
+
+After each epoch a fixed, class-balanced subset of the test split (``CURVE_IMAGES``
+photos) is scored for the learning curve; the whole test split is scored once at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import platform
+import shlex
+import time
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from course_lib.data import MEAN, STD, DataError, ProductData, Split
+from course_lib.errors import CourseError
+from course_lib.models import ResNet18
+from course_lib.train import EpochRecord, History, evaluate, fit, resolve_device, device_name, seed_everything
+from course_lib.weights import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+
+__all__ = ["SOURCES", "add_arguments", "load_cifar10", "pretrain", "run"]
+
+SOURCES = ("cifar10",)
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CURVE_IMAGES = 2000
+LOG_COLUMNS = (
+    "epoch", "lr", "train_loss", "train_accuracy", "test_subset_loss", "test_subset_accuracy",
+    "seconds", "cumulative_seconds", "images_per_second", "eval_seconds",
+)
+CITATION = 'A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", technical report, 2009.'
+
+
+# --------------------------------------------------------------------------- reading CIFAR-10
+
+
+def load_cifar10(path: str | Path, image_size: int = 32, *, progress: bool | None = None) -> ProductData:
+    """CIFAR-10 from a zip or a folder holding ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``.
+
+    Returns a ProductData whose ``val`` and ``test`` are both the test split (CIFAR-10
+    has no validation split; pretraining selects nothing on it). Images are resized to
+    ``image_size`` when they are not that size already.
+    """
+    path = Path(path)
+    members = _list_members(path)
+    classes = sorted(members["train"])
+    if sorted(members["test"]) != classes:
+        raise DataError(
+            f"{path}: the train and test splits have different classes "
+            f"({', '.join(classes)} vs {', '.join(sorted(members['test']))})."
+        )
+    with _Reader(path) as reader:
+        splits = {
+            name: _decode_split(reader, members[name], classes, image_size, f"{path.name} {name}", progress)
+            for name in SPLITS
+        }
+    return ProductData(
+        train=splits["train"],
+        val=splits["test"],
+        test=splits["test"],
+        classes=classes,
+        task="cifar10",
+        image_size=image_size,
+        source=str(path),
+    )
+
+
+class _Reader:
+    """Reads member files by their relative name from a zip or a folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip = zipfile.ZipFile(path) if path.is_file() else None
+
+    def read(self, name: str) -> bytes:
+        return self.zip.read(name) if self.zip else (self.path / name).read_bytes()
+
+    def __enter__(self) -> "_Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.zip:
+            self.zip.close()
+
+
+def _list_members(path: Path) -> dict[str, dict[str, list[str]]]:
+    """``{split: {class: [member names]}}`` of the image files under ``[prefix/]split/class/``."""
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            raise DataError(f"{path} is not a zip file; give the CIFAR-10 zip or the folder extracted from it.") from None
+    elif path.is_dir():
+        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+    else:
+        raise DataError(
+            f"No CIFAR-10 data at {path}. Give --data the zip (or its extracted folder) "
+            "with train/<class>/*.jpg and test/<class>/*.jpg."
+        )
+    members: dict[str, dict[str, list[str]]] = {split: {} for split in SPLITS}
+    for name in sorted(names):
+        parts = name.split("/")
+        if len(parts) < 3 or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+            continue
+        split, label = parts[-3], parts[-2]
+        if split in members:
+            members[split].setdefault(label, []).append(name)
+    missing = [split for split in SPLITS if not members[split]]
+    if missing:
+        raise DataError(
+            f"{path} has no images under {' or '.join(f'{s}/<class>/' for s in missing)}; "
+            "expected CIFAR-10 as train/<class>/*.jpg and test/<class>/*.jpg."
+        )
+    return members
+
+
+def _decode_split(reader: _Reader, members: dict[str, list[str]], classes: list[str], image_size: int, what: str, progress) -> Split:
+    names = [(name, label) for label in classes for name in members[label]]
+    images = np.empty((len(names), image_size, image_size, 3), dtype=np.uint8)
+    labels = torch.empty(len(names), dtype=torch.int64)
+    for i, (name, label) in enumerate(tqdm(names, desc=f"reading {what}", disable=_quiet(progress), leave=False)):
+        images[i] = _decode(reader, name, image_size)
+        labels[i] = classes.index(label)
+    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, [name for name, _ in names])
+
+
+def _decode(reader: _Reader, name: str, image_size: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(reader.read(name))) as image:
+            image = image.convert("RGB")
+            if image.size != (image_size, image_size):
+                image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"Cannot read the image {reader.path}/{name} ({error}); replace or delete it.") from None
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None shows bars only on a terminal."""
+    return None if progress is None else not progress
+
+
+def curve_subset(split: Split, size: int = CURVE_IMAGES) -> Split:
+    """The first ``size / classes`` images of each class: a fixed, balanced subset for the curve."""
+    classes = int(split.labels.max()) + 1 if len(split) else 1
+    per_class = max(1, size // classes)
+    keep = torch.cat([torch.nonzero(split.labels == c).flatten()[:per_class] for c in range(classes)])
+    return Split(split.images[keep], split.labels[keep], [split.paths[i] for i in keep.tolist()])
+
+
+# --------------------------------------------------------------------------- training
+
+
+def pretrain(
+    data: str | Path,
+    *,
+    source: str = "cifar10",
+    epochs: int = 15,
+    image_size: int = 32,
+    batch_size: int = 128,
+    lr: float = 0.1,
+    seed: int = 0,
+    out: str | Path = DEFAULT_CHECKPOINT,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    threads: int | None = None,
+    init: str | Path | None = None,
+    augment: bool = True,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> dict:
+    """Train ResNet18 on ``source`` (from scratch unless ``init``) and write the fp16 checkpoint ``out``.
+
+    ``init`` starts from the weights of an earlier pretraining checkpoint instead of a random
+    initialisation, for a further cosine cycle (a warm restart, as in SGDR); its stages are
+    carried into ``meta["stages"]`` and ``epochs`` and ``seconds`` count all stages.
+    Returns the checkpoint's metadata. ``run_dir`` (default ``runs/pretrain-<out name>``)
+    holds fit's resumable checkpoint; ``resume`` continues from it. Next to ``out`` go
+    ``<name>.log`` (readable) and ``<name>-history.csv`` (one row per epoch).
+    """
+    if source not in SOURCES:
+        raise CourseError(f"Unknown pretraining source {source!r}; choose one of {', '.join(SOURCES)}.")
+    if image_size < 32:
+        raise CourseError(f"--image-size must be at least 32 (ResNet-18 halves it five times), got {image_size}.")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out = Path(out)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"pretrain-{out.stem}"
+    if resume and not (run_dir / "checkpoint.pt").is_file():
+        raise CourseError(f"Nothing to resume: no {run_dir / 'checkpoint.pt'}. Start without --resume.")
+    device = resolve_device(device)
+    started = time.perf_counter()
+
+    cifar = load_cifar10(data, image_size, progress=progress)
+    curve = ProductData(
+        train=cifar.train, val=curve_subset(cifar.test), test=cifar.test, classes=cifar.classes,
+        task=cifar.task, image_size=image_size, source=cifar.source,
+    )
+    read_seconds = time.perf_counter() - started
+
+    seed_everything(seed)
+    model = ResNet18(num_classes=len(cifar.classes))
+    stages = _load_init(model, init, cifar.classes) if init is not None else []
+    param_groups = [{"params": list(model.parameters()), "lr": lr, "name": "all"}]
+    log = _TrainingLog(
+        out, run_dir, epoch_offset=sum(s["epochs"] for s in stages), seconds_offset=sum(s["seconds"] for s in stages)
+    )
+    meta = {
+        "source": source,
+        "classes": cifar.classes,
+        "epochs_planned": epochs,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "lr": lr,
+        "recipe": "SGD momentum 0.9 Nesterov, weight decay 5e-4, cosine LR per batch from lr to 0; augmentation: "
+        + ("data.batches (random resized crop, scale 0.25-1, and horizontal flip)" if augment else "none"),
+        "augment": augment,
+        "normalisation": {"mean": list(MEAN), "std": list(STD)},
+        "seed": seed,
+        "command": command or f"course_lib.pretrain.pretrain({str(data)!r}, epochs={epochs}, seed={seed}, ...)",
+        "hardware": _hardware(device),
+        "citation": CITATION,
+        "stages": stages,
+    }
+    log.start(meta, len(cifar.train), len(cifar.test), read_seconds)
+
+    def on_epoch(record: EpochRecord) -> None:
+        log.epoch(record)
+        save_checkpoint(out, model, half=True, **_checkpoint_meta(meta, log.history, None, started))
+
+    history = fit(
+        model, param_groups, curve, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
+        out=run_dir, resume=resume, augment=augment, progress=progress, on_epoch=on_epoch, eval_batch_size=500,
+    )
+    log.history = history
+    test = evaluate(model, cifar.test, batch_size=500)
+    final = _checkpoint_meta(meta, history, test.accuracy, started)
+    save_checkpoint(out, model, half=True, **final)
+    log.finish(final, out)
+    return final
+
+
+def _checkpoint_meta(meta: dict, history: History, test_accuracy: float | None, started: float) -> dict:
+    last = history.records[-1] if history.records else None
+    earlier = meta["stages"]
+    return dict(
+        meta,
+        epochs=sum(stage["epochs"] for stage in earlier) + len(history),
+        epochs_this_stage=len(history),
+        test_accuracy=test_accuracy,
+        test_subset_accuracy=last.val_accuracy if last else None,
+        train_accuracy=last.train_accuracy if last else None,
+        seconds=round(sum(stage["seconds"] for stage in earlier) + history.total_seconds, 1),
+        seconds_this_stage=round(history.total_seconds, 1),
+        eval_seconds=round(sum(history.column("eval_seconds")), 1),
+        images_per_second=round(history.column("images_per_second")[-1], 1) if last else None,
+        wall_seconds_this_process=round(time.perf_counter() - started, 1),
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        complete=test_accuracy is not None,
+    )
+
+
+def _load_init(model: ResNet18, init: str | Path, classes: list[str]) -> list[dict]:
+    """Load ``init`` into ``model``; return its stages (the earlier ones, then itself)."""
+    checkpoint = load_checkpoint(init)
+    if checkpoint.meta.get("classes", classes) != classes or checkpoint.num_classes != len(classes):
+        raise CourseError(f"--init {init} was trained on other classes than the {len(classes)} of this dataset.")
+    if not checkpoint.meta.get("complete", False):
+        raise CourseError(f"--init {init} is the checkpoint of an unfinished run; finish it with --resume first.")
+    model.load_state_dict(checkpoint.state_dict, strict=True)
+    meta = checkpoint.meta
+    this = {key: meta.get(key) for key in ("command", "lr", "test_accuracy", "sha256", "date")}
+    this.update(epochs=meta.get("epochs_this_stage", meta["epochs"]), seconds=meta.get("seconds_this_stage", meta["seconds"]))
+    return list(meta.get("stages", [])) + [this]
+
+
+def _hardware(device: torch.device) -> dict:
+    return {
+        "device": str(device),
+        "name": device_name(device),
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+class _TrainingLog:
+    """The readable log ``<name>.log`` and the table ``<name>-history.csv`` next to the checkpoint."""
+
+    def __init__(self, out: Path, run_dir: Path, epoch_offset: int = 0, seconds_offset: float = 0.0):
+        self.epoch_offset = epoch_offset  # epochs and seconds of the earlier stages, so the table continues
+        self.seconds_offset = seconds_offset
+        self.text = out.with_name(out.stem + ".log")
+        self.table = out.with_name(out.stem + "-history.csv")
+        self.history = _previous_history(run_dir)
+
+    def write(self, line: str) -> None:
+        print(line, flush=True)
+        self.text.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.text, "a") as file:
+            file.write(line + "\n")
+
+    def start(self, meta: dict, train_images: int, test_images: int, read_seconds: float) -> None:
+        self.write(f"# started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        self.write(f"command: {meta['command']}")
+        self.write(f"hardware: {meta['hardware']}")
+        self.write(f"source: {meta['source']} ({train_images} train / {test_images} test images, read in {read_seconds:.0f} s)")
+        self.write(f"recipe: {meta['recipe']}; batch {meta['batch_size']}, lr {meta['lr']}, {meta['epochs_planned']} epochs, "
+                   f"{meta['image_size']} px, seed {meta['seed']}")
+        for stage in meta["stages"]:
+            self.write(f"starting from the weights of: {stage['command']} ({stage['epochs']} epochs, "
+                       f"test accuracy {stage['test_accuracy']:.4f})")
+        if self.history.records:
+            self.write(f"resuming after epoch {len(self.history)}")
+        self.write("epoch  lr      train_loss train_acc test_subset_acc  seconds  images/s")
+
+    def epoch(self, record: EpochRecord) -> None:
+        self.history.records.append(record)
+        self.write(
+            f"{record.epoch + self.epoch_offset:5d}  {record.lr:.4f}  {record.train_loss:10.4f} {record.train_accuracy:9.4f} "
+            f"{record.val_accuracy:15.4f}  {record.seconds:7.1f}  {record.images_per_second:8.1f}"
+        )
+        with open(self.table, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(LOG_COLUMNS)
+            for r in self.history.records:
+                writer.writerow([r.epoch + self.epoch_offset, f"{r.lr:.6f}", f"{r.train_loss:.5f}", f"{r.train_accuracy:.5f}",
+                                 f"{r.val_loss:.5f}", f"{r.val_accuracy:.5f}", f"{r.seconds:.2f}",
+                                 f"{r.cumulative_seconds + self.seconds_offset:.2f}", f"{r.images_per_second:.1f}", f"{r.eval_seconds:.2f}"])
+
+    def finish(self, meta: dict, out: Path) -> None:
+        self.write(
+            f"test accuracy {meta['test_accuracy']:.4f} on all test images after {meta['epochs']} epochs; "
+            f"{meta['seconds']:.0f} s training ({meta['seconds_this_stage']:.0f} s in this stage), "
+            f"{meta['wall_seconds_this_process']:.0f} s in this process; "
+            f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)"
+        )
+
+
+def _previous_history(run_dir: Path) -> History:
+    """The epochs already done in ``run_dir`` (for the log of a resumed run)."""
+    path = run_dir / "history.json"
+    return History.from_json(path) if path.is_file() else History()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m course_lib pretrain``."""
+    parser.add_argument("--source", choices=SOURCES, default="cifar10", help="dataset to pretrain on")
+    parser.add_argument("--data", required=True, help="the CIFAR-10 zip or its extracted folder")
+    parser.add_argument("--epochs", type=int, default=15, help="passes over the training split (fix it before starting: the schedule depends on it)")
+    parser.add_argument("--image-size", type=int, default=32, help="side in pixels the images are resized to")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per SGD step")
+    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the cosine schedule")
+    parser.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help="checkpoint to write (fp16)")
+    parser.add_argument("--run-dir", default=None, help="folder for the resumable checkpoint (default runs/pretrain-<out name>)")
+    parser.add_argument("--init", default=None, help="start from this pretraining checkpoint for a further cosine cycle")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", help="train on the images as stored")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from --run-dir")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order and augmentation")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: its own choice)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pretrain`` from parsed arguments; the command recorded is the equivalent `python -m course_lib` call."""
+    command = shlex.join(["python", "-m", "course_lib", "pretrain", *_argv(args)])
+    pretrain(
+        args.data, source=args.source, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, out=args.out, run_dir=args.run_dir, resume=args.resume, device=args.device,
+        threads=args.threads, init=args.init, augment=args.augment, command=command,
+    )
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    argv = ["--source", args.source, "--data", str(args.data), "--epochs", str(args.epochs),
+            "--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--seed", str(args.seed), "--device", args.device, "--out", str(args.out)]
+    if args.run_dir:
+        argv += ["--run-dir", str(args.run_dir)]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    if args.init:
+        argv += ["--init", str(args.init)]
+    if not args.augment:
+        argv.append("--no-augment")
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.pretrain", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except CourseError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

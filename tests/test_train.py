@@ -1,0 +1,188 @@
+"""fit(): determinism, resume, the cached-features path, History and its files."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from course_lib import CourseError
+from course_lib.data import ProductData, Split
+from course_lib.regimes import count_trainable, prepare_model
+from course_lib.train import (
+    EpochRecord,
+    History,
+    confusion_matrix,
+    evaluate,
+    fit,
+    predict,
+    seed_everything,
+)
+from course_lib.weights import save_checkpoint
+from course_lib.models import ResNet18
+
+SIZE = 32
+
+
+def tiny_split(per_class: int, seed: int, classes: int = 3) -> Split:
+    """Noisy photos whose mean colour gives the class away: learnable in a few steps."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    base = torch.zeros(len(labels), 3, SIZE, SIZE)
+    base[torch.arange(len(labels)), labels] = 200.0
+    noise = torch.randint(0, 56, base.shape, generator=generator).float()
+    images = (base + noise).to(torch.uint8)
+    return Split(images, labels, [f"photo{i}.jpg" for i in range(len(labels))])
+
+
+def tiny_data(per_class: int = 8) -> ProductData:
+    return ProductData(
+        train=tiny_split(per_class, 1),
+        val=tiny_split(3, 2),
+        test=tiny_split(3, 3),
+        classes=["Fruit", "Packages", "Vegetables"],
+        task="super",
+        image_size=SIZE,
+        source="synthetic",
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random-weight 'pretrained' checkpoint, so that no test needs the shipped one."""
+    seed_everything(123)
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "random.pt", ResNet18(num_classes=10))
+
+
+def run(regime, checkpoint, *, seed=0, epochs=2, init_seed=None, **options):
+    seed_everything(seed if init_seed is None else init_seed)
+    weights = None if regime == "fresh" else checkpoint
+    model, groups = prepare_model(regime, 3, weights=weights, lr=0.05)
+    options.setdefault("batch_size", 8)
+    history = fit(model, groups, tiny_data(), epochs=epochs, seed=seed, device="cpu", **options)
+    return model, history
+
+
+@pytest.mark.parametrize("regime", ["fresh", "finetune", "feature_extraction"])
+def test_each_regime_trains_one_epoch(regime, checkpoint):
+    model, history = run(regime, checkpoint, epochs=1)
+    (record,) = history.records
+    assert record.epoch == 1
+    assert math.isfinite(record.train_loss) and math.isfinite(record.val_loss)
+    assert 0.0 <= record.val_accuracy <= 1.0
+    assert record.seconds > 0 and record.images_per_second > 0
+    assert history.peak_memory_bytes > 0
+    assert history.device == "cpu" and "threads" in history.device_name
+    assert history.cached_features == (regime == "feature_extraction")
+    if regime == "feature_extraction":
+        assert count_trainable(model) == 512 * 3 + 3
+
+
+def test_same_seed_same_history(checkpoint):
+    _, first = run("finetune", checkpoint, seed=7)
+    _, second = run("finetune", checkpoint, seed=7)
+    assert first.without_timings() == second.without_timings()
+    _, other = run("finetune", checkpoint, seed=8)
+    assert other.without_timings() != first.without_timings()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_after(epoch):
+    def on_epoch(record):
+        if record.epoch == epoch:
+            raise Interrupted
+
+    return on_epoch
+
+
+@pytest.mark.parametrize("regime", ["fresh", "feature_extraction"])
+def test_resume_equals_uninterrupted(regime, checkpoint, tmp_path):
+    whole_model, whole = run(regime, checkpoint, epochs=3, out=tmp_path / "whole")
+
+    with pytest.raises(Interrupted):
+        run(regime, checkpoint, epochs=3, out=tmp_path / "cut", on_epoch=stop_after(2))
+    assert len(History.from_json(tmp_path / "cut" / "history.json")) == 2
+    # Another random head before resuming: resuming must load every weight it needs.
+    resumed_model, resumed = run(regime, checkpoint, init_seed=99, epochs=3, out=tmp_path / "cut", resume=True)
+
+    assert resumed.without_timings() == whole.without_timings()
+    for (name, a), b in zip(whole_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_other_settings(checkpoint, tmp_path):
+    with pytest.raises(Interrupted):
+        run("fresh", checkpoint, epochs=2, out=tmp_path, on_epoch=stop_after(1))
+    with pytest.raises(CourseError, match="other settings.*batch_size 8 -> 4"):
+        run("fresh", checkpoint, epochs=2, out=tmp_path, resume=True, batch_size=4)
+
+
+def test_resume_without_run_folder_is_an_error(checkpoint):
+    with pytest.raises(CourseError, match="run folder"):
+        run("fresh", checkpoint, epochs=1, resume=True)
+
+
+def test_cached_features_match_plain_path(checkpoint):
+    """Same batches, same head updates: the two paths agree to float32 round-off.
+
+    Tolerance: 1e-5 on losses and weights (the backbone runs in batches of 256 on one
+    path and of 8 on the other, which changes the order of some float sums)."""
+    cached_model, cached = run("feature_extraction", checkpoint, epochs=3, augment=False, cache_features=True)
+    plain_model, plain = run("feature_extraction", checkpoint, epochs=3, augment=False, cache_features=False)
+    assert cached.cached_features and not plain.cached_features
+    for a, b in zip(cached.records, plain.records):
+        assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
+        assert a.val_loss == pytest.approx(b.val_loss, abs=1e-5)
+        assert a.train_accuracy == b.train_accuracy
+        assert a.val_accuracy == b.val_accuracy
+    torch.testing.assert_close(cached_model.fc.weight, plain_model.fc.weight, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached_model.state_dict()["layer4.1.bn2.running_mean"],
+                               plain_model.state_dict()["layer4.1.bn2.running_mean"], atol=0, rtol=0)
+
+
+def test_cached_features_need_a_frozen_backbone(checkpoint):
+    with pytest.raises(CourseError, match="frozen backbone"):
+        run("finetune", checkpoint, epochs=1, cache_features=True)
+
+
+def test_training_learns_the_tiny_task(checkpoint):
+    model, history = run("fresh", checkpoint, epochs=4)
+    assert history.records[-1].train_loss < history.records[0].train_loss
+    predictions = predict(model, tiny_data().test)
+    assert predictions.accuracy == evaluate(model, tiny_data().test).accuracy
+    assert predictions.probabilities.sum(1).allclose(torch.ones(9))
+
+
+def record(epoch, val_accuracy, cumulative):
+    return EpochRecord(epoch, 1.0, 0.5, 1.0, val_accuracy, 10.0, cumulative, 5.0, 1.0, 0.01)
+
+
+def test_time_to_is_first_cumulative_time_at_target():
+    history = History([record(1, 0.80, 10.0), record(2, 0.90, 20.0), record(3, 0.85, 30.0), record(4, 0.95, 40.0)])
+    assert history.time_to(0.90) == 20.0  # reached exactly counts
+    assert history.epochs_to(0.90) == 2
+    assert history.time_to(0.80) == 10.0
+    assert history.time_to(0.95) == 40.0
+    assert history.time_to(0.96) is None
+    assert History().time_to(0.5) is None
+    assert history.best_val_accuracy == 0.95
+
+
+def test_history_round_trips_through_json_and_csv(tmp_path):
+    history = History([record(1, 0.8, 10.0), record(2, 0.9, 20.0)], device="cpu", device_name="x", setup_seconds=1.5,
+                      settings={"lr": {"head": 0.1}})
+    assert History.from_json(history.to_json(tmp_path / "h.json")) == history
+    from_csv = History.from_csv(history.to_csv(tmp_path / "h.csv"))
+    assert from_csv.records == history.records
+    assert json.loads((tmp_path / "h.json").read_text())["settings"] == {"lr": {"head": 0.1}}
+    with pytest.raises(CourseError, match="No history"):
+        History.from_json(tmp_path / "missing.json")
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    predicted = torch.tensor([0, 1, 1, 2, 0, 2])
+    assert confusion_matrix(labels, predicted, 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

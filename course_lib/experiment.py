@@ -87,6 +87,7 @@ class Settings:
     augment: bool = True
     cache_features: bool = True
     limit: int | None = None
+    skip_corrupt: bool = False
 
 
 # --------------------------------------------------------------------------- command line
@@ -121,6 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train on the photos as stored")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="feature_extraction runs every photo through the frozen backbone each epoch")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="skip unreadable photos (they are counted in the summary) instead of stopping")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use at most N photos of each split, spread over the classes (quick trials)")
 
@@ -172,6 +175,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         augment=not args.no_augment,
         cache_features=not args.no_feature_cache,
         limit=args.limit,
+        skip_corrupt=args.skip_corrupt,
     )
 
 
@@ -224,11 +228,15 @@ def run_experiment(
     log(f"Device: {device} ({device_name(device)})")
     # Read the starting weights once, before anything else, so that a missing file stops the run early.
     pretrained = resolve(settings.weights) if set(settings.regimes) - {"fresh"} else None
-    data = load_products(settings.data, task=settings.task, image_size=settings.image_size, progress=progress)
+    data = load_products(settings.data, task=settings.task, image_size=settings.image_size,
+                         skip_corrupt=settings.skip_corrupt, progress=progress)
     if settings.limit is not None:
         data = limit_data(data, settings.limit)
     log(f"Data: {len(data.train)} train, {len(data.val)} val, {len(data.test)} test photos, "
         f"{data.num_classes} classes ({', '.join(data.classes[:6])}{', ...' if data.num_classes > 6 else ''})")
+    for what, files in (("skipped unreadable", data.skipped_files), ("ignored non-image", data.ignored_files)):
+        if files:
+            log(f"Data: {what} files: {len(files)} (first: {files[0]})")
 
     results: list[RegimeRun] = []
     for seed in settings.seeds:

@@ -39,8 +39,9 @@ def checkpoint(tmp_path_factory):
 
 
 def experiment(photos, checkpoint, out, *extra):
+    weights = ["--weights", str(checkpoint)] if checkpoint else []
     return main([
-        "experiment", "--data", str(photos), "--weights", str(checkpoint), "--image-size", "32",
+        "experiment", "--data", str(photos), *weights, "--image-size", "32",
         "--batch-size", "8", "--out", str(out), "--runs", str(out / "runs"), *extra,
     ])
 
@@ -69,6 +70,19 @@ def test_each_regime_end_to_end(photos, checkpoint, tmp_path, capsys):
     assert rows[0] == "path,true,fresh,finetune,feature_extraction"
     assert len(rows) == 1 + settings["photos"]["test"]
     assert "feature_extraction (seed 0): 1 epochs" in capsys.readouterr().out
+
+
+def test_corrupt_photo_stops_the_run_or_is_skipped_and_counted(photos, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "photos"
+    shutil.copytree(photos, root)
+    (root / "pens" / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "results"
+    assert experiment(root, None, out, "--regimes", "fresh", "--epochs", "1") == 2
+    assert "broken.jpg" in capsys.readouterr().err
+    assert experiment(root, None, out, "--regimes", "fresh", "--epochs", "1", "--skip-corrupt") == 0
+    assert "skipped unreadable files: 1" in capsys.readouterr().out
 
 
 def test_several_seeds_give_mean_and_std(photos, checkpoint, tmp_path):

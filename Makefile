@@ -25,6 +25,10 @@ CIFAR10 ?= ../shared/datasets/cifar10-jpg.zip
 pretrain: setup
 	$(PY) -m course_lib pretrain --source cifar10 --data $(CIFAR10) --out data/weights/resnet18-cifar10.pt
 
+# Regenerates the student releases in exercises/ from the nbgrader sources in solutions/.
+exercises: setup
+	$(PY) scripts/release_exercises.py
+
 book: setup
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from course_lib import PROJECT_ROOT, REGIMES, plots
+from course_lib import distributed
 from course_lib.data import TASKS, ProductData, load_products
 from course_lib.errors import CourseError
 from course_lib.regimes import count_trainable, prepare_model
@@ -134,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     runs = Path(args.runs) if args.runs else Path("runs") / out.resolve().name
     command = "python -m course_lib " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "python -m course_lib experiment"
     run_experiment(settings, out, runs=runs, resume=args.resume, command=command, progress=None, log=print)
-    print(f"Results in {out}/ (summary.md, curves.png, time_to_{_percent(settings.target)}.png, predictions.png, confusion.png)")
+    if distributed.current().is_main:
+        print(f"Results in {out}/ (summary.md, curves.png, time_to_{_percent(settings.target)}.png, predictions.png, confusion.png)")
     return 0
 
 
@@ -225,7 +227,11 @@ def run_experiment(
     started = time.perf_counter()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     device = resolve_device(settings.device)
-    log(f"Device: {device} ({device_name(device)})")
+    context = distributed.setup(device)
+    if not context.is_main:  # under torchrun only rank 0 reports and writes
+        log, progress = (lambda *args, **kwargs: None), False
+    processes = f", {context.world_size} processes (DistributedDataParallel)" if context.enabled else ""
+    log(f"Device: {device} ({device_name(device)}){processes}")
     # Read the starting weights once, before anything else, so that a missing file stops the run early.
     pretrained = resolve(settings.weights) if set(settings.regimes) - {"fresh"} else None
     data = load_products(settings.data, task=settings.task, image_size=settings.image_size,
@@ -245,8 +251,10 @@ def run_experiment(
                                         progress=progress))
             log(_one_line(results[-1], settings.target))
     wall_seconds = time.perf_counter() - started
-    write_results(out, results, data, settings, command=command, date=date, wall_seconds=wall_seconds,
-                  pretrained=_weights_meta(pretrained))
+    if context.is_main:
+        write_results(out, results, data, settings, command=command, date=date, wall_seconds=wall_seconds,
+                      pretrained=_weights_meta(pretrained))
+    context.barrier()
     return results
 
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_lib import distributed
 from course_lib.data import ProductData, Split, batches
 from course_lib.errors import CourseError
 from course_lib.regimes import backbone_is_frozen
@@ -469,6 +470,8 @@ def fit(
     if resume and out is None:
         raise CourseError("resume=True needs the run folder `out` that holds the checkpoint.")
     device = resolve_device(device)
+    ctx = distributed.setup(device)
+    device = ctx.device(device)
     dtype = _precision(device, precision)
     frozen = backbone_is_frozen(model)
     if cache_features is None:
@@ -477,6 +480,7 @@ def fit(
         raise CourseError("cache_features=True needs a frozen backbone (the feature_extraction regime).")
     if progress is None:
         progress = sys.stderr.isatty()
+    progress = progress and ctx.is_main
 
     settings = {
         "epochs": epochs,
@@ -524,6 +528,7 @@ def fit(
         if not history.records:
             history.setup_seconds = setup_seconds
 
+    net = model if cache_features else ctx.wrap(model)
     first_epoch = len(history) + 1
     bar = tqdm(
         range(first_epoch, epochs + 1),
@@ -544,7 +549,7 @@ def fit(
             )
         else:
             train = _train_epoch(
-                model, optimizer, scheduler, scaler, data.train, batch_size, augment, generator, device, dtype, progress
+                net, optimizer, scheduler, scaler, data.train, batch_size, augment, generator, device, dtype, progress, ctx
             )
         _synchronize(device)
         seconds = time.perf_counter() - start
@@ -576,18 +581,18 @@ def fit(
         history.records.append(record)
         history.peak_memory_bytes = max(history.peak_memory_bytes, _peak_memory(device))
         bar.set_postfix(val_acc=f"{val.accuracy:.3f}", target=f"{target:.2f}", s=f"{record.cumulative_seconds:.0f}")
-        if run is not None:
+        if run is not None and ctx.is_main:
             _save_run(run, model, optimizer, scheduler, scaler, history)
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
     history.peak_memory_bytes = max(history.peak_memory_bytes, _peak_memory(device))
-    if run is not None:
+    if run is not None and ctx.is_main:
         history.to_json(run / HISTORY_NAME)
     return history
 
 
-def _train_epoch(model, optimizer, scheduler, scaler, split, batch_size, augment, generator, device, dtype, progress) -> Evaluation:
+def _train_epoch(model, optimizer, scheduler, scaler, split, batch_size, augment, generator, device, dtype, progress, ctx) -> Evaluation:
     channels_last = device.type == "cuda"
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -599,18 +604,21 @@ def _train_epoch(model, optimizer, scheduler, scaler, split, batch_size, augment
         leave=False,
     )
     for images, labels in steps:
+        global_size = len(labels)
+        images, labels = ctx.shard(images, labels)
         images = _to_device(images, device, channels_last)
         labels = labels.to(device, non_blocking=True)
         with _autocast(device, dtype):
             logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            loss = ctx.loss(logits, labels, global_size)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        total_loss += loss.detach().float() * len(labels)
+        total_loss += ctx.loss_sum(loss, global_size)
         correct += (logits.argmax(1) == labels).sum()
+    total_loss, correct = ctx.sum(total_loss), ctx.sum(correct)
     return Evaluation(total_loss.item() / len(split), correct.item() / len(split))
 
 

@@ -1,0 +1,57 @@
+"""Re-execute every chapter when what the chapters read has changed, not only their own code.
+
+jupyter-cache keys a chapter's outputs on the chapter's code alone, so a chapter whose code is
+unchanged would keep showing numbers computed with an older ``course_lib``, older results or
+an older checkpoint. Before anything is executed, this extension fingerprints those inputs;
+when the fingerprint differs from the one stored after the last successful build, it empties
+the execution cache and marks every page for re-reading, so all outputs are computed afresh.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+INPUTS = ["course_lib", "book/booksupport.py", "data/weights", "data/grocery-store/manifest.csv", "results"]
+STAMP = "inputs.sha256"
+
+
+def fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        path = root / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _cache_dir(app) -> Path:
+    return Path(app.srcdir) / app.config.nb_execution_cache_path
+
+
+def clear_cache_if_inputs_changed(app):
+    app.book_inputs = fingerprint(Path(app.srcdir))
+    stamp = _cache_dir(app) / STAMP
+    app.book_inputs_changed = not stamp.exists() or stamp.read_text() != app.book_inputs
+    if app.book_inputs_changed and _cache_dir(app).exists():
+        shutil.rmtree(_cache_dir(app))
+
+
+def reread_all_if_inputs_changed(app, env, added, changed, removed):
+    return sorted(env.found_docs) if app.book_inputs_changed else []
+
+
+def store_fingerprint(app, exception):
+    warnings = getattr(app, "_warncount", 0)  # with --keep-going, Sphinx sets statuscode only later
+    if exception is None and not warnings and _cache_dir(app).exists():
+        (_cache_dir(app) / STAMP).write_text(app.book_inputs)
+
+
+def setup(app):
+    app.connect("builder-inited", clear_cache_if_inputs_changed, priority=100)
+    app.connect("env-get-outdated", reread_all_if_inputs_changed)
+    app.connect("build-finished", store_fingerprint)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,227 @@
+"""The course website in a real browser: every page of the book loads, shows its images and
+math, logs no console errors, links only to pages and anchors that exist, and loads
+nothing from outside the machine. A screenshot of each page goes to _build/screenshots/.
+
+The book is built with the same command as ``make book`` when ``_build/html`` is missing or
+older than its sources (jupyter-cache re-executes only the chapters that changed).
+Needs Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+BUILT = ROOT / "_build" / "book-built.stamp"  # written after a `make book` that passed
+BUILD_COMMAND = ["make", "book"]
+BOOK_SOURCES = ["_config.yml", "_toc.yml", "book", "course_lib", "results", "data/weights",
+                "grading/README.md", "grading/SANDBOX.md", "bench/README.md"]
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROME_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--window-size=1280,1000",
+]
+
+
+def toc_pages() -> list[str]:
+    """Every page of the book in reading order, as docnames (``book/02_convolution``)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return pages
+
+
+PAGES = toc_pages()
+
+
+def newest_source_time() -> float:
+    times = []
+    for name in BOOK_SOURCES:
+        path = ROOT / name
+        if path.is_file():
+            times.append(path.stat().st_mtime)
+        elif path.is_dir():
+            times += [p.stat().st_mtime for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return max(times)
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built HTML site, rebuilt with ``make book`` unless this test built it since the sources last changed."""
+    if not BUILT.exists() or BUILT.stat().st_mtime < newest_source_time():
+        BUILT.unlink(missing_ok=True)
+        result = subprocess.run(BUILD_COMMAND, cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"`make book` failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+        BUILT.touch()
+    return HTML
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    """A local HTTP server on 127.0.0.1 serving the site; yields its base URL."""
+    handler = functools.partial(QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    profile = tempfile.TemporaryDirectory(prefix="book-chromium-")
+    for flag in CHROME_FLAGS + [f"--user-data-dir={profile.name}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+    profile.cleanup()
+
+
+class IdCollector(HTMLParser):
+    """The ``id`` attributes of a page: the anchors a link may point to."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+@functools.lru_cache(maxsize=None)
+def fetch(url: str) -> tuple[int, frozenset[str]]:
+    """HTTP status of a local URL and, for HTML, the ids on the page."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+            status = response.status
+            kind = response.headers.get_content_type()
+    except urllib.error.HTTPError as error:
+        return error.code, frozenset()
+    ids = IdCollector()
+    if kind == "text/html":
+        ids.feed(body.decode("utf-8", errors="replace"))
+    return status, frozenset(ids.ids)
+
+
+def wait_for_math(driver) -> None:
+    """Wait until MathJax has typeset the page (no-op on a page without MathJax)."""
+    driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        const ready = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+            ? MathJax.startup.promise.then(() => done(true), () => done(false)) : done(null);
+        if (document.readyState === 'complete') ready(); else window.addEventListener('load', ready);"""
+    )
+
+
+def screenshot(driver, page: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(800, min(int(height), 12000)))
+    path = SCREENSHOTS / (page.replace("/", "__") + ".png")
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+    return path
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_in_browser(page, server, browser):
+    url = urljoin(server, page + ".html")
+    assert fetch(url)[0] == 200, f"{page}.html was not built"
+    browser.get_log("browser")  # drop messages from earlier pages
+    browser.get(url)
+    wait_for_math(browser)
+    title = browser.title
+    assert title and "404" not in title, f"{page}: no page title ({title!r})"
+
+    unrendered = browser.execute_script(
+        "return [...document.querySelectorAll('article pre')].filter(p => p.textContent.startsWith('<Figure size')).length"
+    )
+    assert unrendered == 0, f"{page}: {unrendered} figures shown as text instead of images"
+
+    broken_images = browser.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
+    assert not broken_images, f"{page}: images that did not load: {broken_images}"
+
+    math = browser.execute_script(
+        """return {source: document.querySelectorAll('article .math').length,
+                   rendered: document.querySelectorAll('article mjx-container').length,
+                   errors: document.querySelectorAll('article mjx-merror').length}"""
+    )
+    assert math["rendered"] >= math["source"], f"{page}: math left unrendered: {math}"
+    assert math["errors"] == 0, f"{page}: MathJax reported errors in {math['errors']} formulas"
+
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, f"{page}: console errors: {errors}"
+
+    resources = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name).concat([location.href])"
+    )
+    outside = [r for r in resources if urlparse(r).hostname not in ("127.0.0.1", None)]
+    assert not outside, f"{page}: loaded from outside the machine: {outside}"
+
+    links = browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+    broken = []
+    for link in links:
+        if urlparse(link).netloc != urlparse(server).netloc:
+            continue
+        target, fragment = urldefrag(link)
+        status, ids = fetch(target)
+        if status != 200 or (fragment and target.endswith(".html") and fragment not in ids):
+            broken.append(link)
+    assert not broken, f"{page}: broken internal links: {broken}"
+
+    assert screenshot(browser, page).stat().st_size > 0
+
+
+def test_math_is_rendered_somewhere(server, browser):
+    """The per-page math check is not vacuous: the convolution chapter has formulas and MathJax renders them."""
+    browser.get(urljoin(server, "book/02_convolution.html"))
+    wait_for_math(browser)
+    rendered = browser.execute_script("return document.querySelectorAll('article mjx-container').length")
+    assert rendered >= 5
+    source = re.findall(r'mathjax/tex-chtml\.js', (HTML / "book" / "02_convolution.html").read_text())
+    assert source, "MathJax is not served from the site's own _static folder"

@@ -18,7 +18,7 @@ test: setup
 	$(PY) -m pytest -q
 
 experiment: setup
-	$(PY) -m course_lib experiment --out results/experiment
+	$(PY) -m course_lib experiment --seeds 0 1 2 --out results/experiment
 
 # Rebuilds the source weights that finetune and feature_extraction start from (data/weights/).
 CIFAR10 ?= ../shared/datasets/cifar10-jpg.zip
@@ -30,14 +30,19 @@ exercises: setup
 	$(PY) scripts/release_exercises.py
 
 book: setup
+	$(PY) scripts/book_notebooks.py --check
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 
-# The CPU benchmarks (~20 min on 2 cores; bench/README.md holds the latest table). The time-to-90 %
-# table reads results/experiment, so run `make experiment` first. GPU: scripts/gpu_check.sh.
+# The CPU benchmarks (~25 min on 2 idle cores; bench/README.md holds the latest table). The
+# time-to-90 % table reads results/experiment, so run `make experiment` first. The tutorial loop
+# is also timed on the full-size photos when GROCERY names them. GPU: scripts/gpu_check.sh.
+GROCERY ?= ../shared/datasets/grocery-store/dataset
 bench: setup
 	$(PY) bench/resnet_throughput.py
 	$(PY) bench/trainer_vs_tutorial.py
-	$(PY) bench/feature_cache.py
+	$(if $(wildcard $(GROCERY)),$(PY) bench/trainer_vs_tutorial.py --data $(GROCERY))
+	$(PY) bench/feature_cache.py --repeats 3
+	$(PY) bench/sandbox_cost.py
 	$(PY) bench/time_to_target.py --out results/experiment
 
 clean:

@@ -11,6 +11,13 @@ from course_lib.models import ResNet18
 from course_lib.weights import DEFAULT_CHECKPOINT, load_checkpoint
 
 
+def warm_up() -> None:
+    """Pay PyTorch's one-off lazy imports before anything is timed: the first optimizer a
+    process builds imports ``torch._dynamo`` (about 4.5 s on a 2-core CPU), which would
+    otherwise be charged to whichever side of a comparison runs first."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def starting_weights(seed: int = 0) -> tuple[dict, str]:
     """The shipped checkpoint when present, otherwise seeded random weights, and a note saying which.
 

@@ -30,9 +30,11 @@ import sys
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
@@ -107,42 +109,52 @@ class KeepStderrFromFailing(NbGraderPreprocessor):
 
 
 class HideTestsInFeedback(NbGraderPreprocessor):
-    """Feedback shows neither hidden tests nor tracebacks that quote them.
+    """Feedback shows neither hidden tests nor anything they print or quote.
 
-    Hidden regions are cut from the cell sources, and an error in a test cell is shown as
-    its one-line message (the checks' messages say what to fix).
+    Hidden regions are cut from the cell sources; a test cell with hidden tests shows none
+    of its printed output (a hidden test, or the student's code it calls, could print the
+    hidden inputs), and an error in a test cell is shown as its one-line message (the
+    checks' messages say what to fix).
     """
+
+    NOTE = "[printed output not shown: this cell has hidden tests]\n"
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            had_hidden = "BEGIN HIDDEN TESTS" in cell.source
             remover = ClearHiddenTests(enforce_metadata=False)
             remover._remove_hidden_test_region(cell)
+            shown = []
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+                    shown.append(output)
+                elif not had_hidden:
+                    shown.append(output)
+            if len(shown) < len(cell.get("outputs", [])):
+                shown.insert(0, nbformat.v4.new_output("stream", name="stdout", text=self.NOTE))
+            cell.outputs = shown
         return cell, resources
 
 
 # ---------------------------------------------------------------- the kernel manager hook
 
 
-def choose_kernel_manager(sandbox: bool | None) -> tuple[str, str | None]:
+def choose_kernel_manager(sandbox: bool = True) -> tuple[str, str | None]:
     """The kernel manager that runs student code, and a warning when it is not isolated.
 
-    ``sandbox`` None: the sandbox when ``course_lib.sandbox`` imports and its
-    ``check_sandbox()`` passes, else the plain kernel with a warning; True: the sandbox or
-    an error; False: the plain kernel (trusted notebooks only).
+    ``sandbox`` True (the default): the sandbox, or an error that says why it cannot run;
+    False: the plain kernel with the grader's rights (trusted notebooks only). Grading
+    never falls back to the plain kernel by itself.
     """
-    if sandbox is False:
+    if not sandbox:
         return PLAIN, "sandbox switched off (--no-sandbox): student code ran with the grader's rights"
     try:
         from course_lib import sandbox as sandbox_module
 
         sandbox_module.check_sandbox()
     except (ImportError, AttributeError, CourseError, OSError, subprocess.SubprocessError) as error:
-        if sandbox:
-            raise GradingError(f"The sandbox is not available: {error}") from None
-        return PLAIN, f"sandbox unavailable, student code ran with the grader's rights: {error}"
+        raise GradingError(f"No student code was run: {error}") from None
     return SANDBOXED, None
 
 
@@ -586,6 +598,7 @@ def grade_student(course: Course, submission: Submission, timeout: float, warnin
     if code != 0:
         report.status = "failed"
         report.problems.append(f"autograde failed: {_last_error(text)}")
+        report.problems += _autograde_warnings(text)
         _remove_submission(course, submission.student)
         report.seconds = time.perf_counter() - start
         return report
@@ -618,7 +631,8 @@ def write_feedback(course: Course, reports: list[Report], timeout: float) -> Non
 
 
 def _autograde_warnings(text: str) -> list[str]:
-    """What nbgrader repaired, in words: edited test cells, changed points, timeouts."""
+    """What nbgrader repaired or met, in words: edited test cells, changed points,
+    timeouts, a dead kernel, a sandbox killed at its time limit."""
     found = []
     for line in text.splitlines():
         changed = re.search(r"Attribute '(\w+)' for cell (\S+) has changed", line)
@@ -633,6 +647,8 @@ def _autograde_warnings(text: str) -> list[str]:
             found.append("a cell ran past the time limit")
         elif "Kernel died" in line or "DeadKernelError" in line:
             found.append("the kernel died while grading")
+        elif "Killing the kernel's sandbox:" in line:
+            found.append("the sandbox was killed: " + line.split("Killing the kernel's sandbox:", 1)[1].strip())
     return list(dict.fromkeys(found))[:10]
 
 
@@ -816,10 +832,13 @@ def write_results(course: Course, out: Path) -> tuple[Path, Path]:
 
 def grade(assignment: str, submissions: Path | None, out: Path, *, course_dir: Path | None = None,
           students_csv: Path | None = None, student: str | None = None, pattern: str = DEFAULT_PATTERN,
-          sandbox: bool | None = None, cell_timeout: int = CELL_TIMEOUT, student_timeout: float = STUDENT_TIMEOUT,
-          solutions: Path = SOLUTIONS, progress=print) -> list[Report]:
-    """Grade a batch (or one ``student``) and write the results into ``out``; return the reports."""
+          sandbox: bool = True, cell_timeout: int = CELL_TIMEOUT, student_timeout: float = STUDENT_TIMEOUT,
+          jobs: int = 1, solutions: Path = SOLUTIONS, progress=print) -> list[Report]:
+    """Grade a batch (or one ``student``) and write the results into ``out``; return the reports.
+    ``jobs``: students graded at the same time."""
     out = Path(out)
+    if jobs < 1:
+        raise GradingError(f"--jobs must be at least 1, not {jobs}.")
     _put_scripts_on_path()
     kernel_manager, warning = choose_kernel_manager(sandbox)
     if warning:
@@ -835,13 +854,7 @@ def grade(assignment: str, submissions: Path | None, out: Path, *, course_dir: P
                     raise GradingError(f"No submission of student {student!r} in {submissions}.")
                 collected = {student: collected[student]}
             register_students(course, roster + [{"id": s} for s in collected if s not in {r["id"] for r in roster}])
-            reports = []
-            for index, submission in enumerate(collected.values(), start=1):
-                report = grade_student(course, submission, student_timeout, warning)
-                _write_report(course, report)
-                reports.append(report)
-                progress(f"[{index}/{len(collected)}] {report.student}: {report.status} in {report.seconds:.1f} s"
-                         + (f" ({len(report.problems)} problems)" if report.problems else ""))
+            reports = grade_students(course, list(collected.values()), student_timeout, warning, jobs, progress)
             write_feedback(course, reports, student_timeout)
             for report in reports:
                 _write_report(course, report)
@@ -852,6 +865,27 @@ def grade(assignment: str, submissions: Path | None, out: Path, *, course_dir: P
     grades_csv, questions_csv = write_results(course, out)
     progress(f"wrote {grades_csv} and {questions_csv}")
     return reports
+
+
+def grade_students(course: Course, submissions: list[Submission], timeout: float, warning: str | None,
+                   jobs: int, progress) -> list[Report]:
+    """Autograde the submissions, ``jobs`` at a time (each in its own nbgrader process and
+    sandbox; the gradebook's sqlite serialises their short writes). Reports in input order."""
+    def one(submission: Submission) -> Report:
+        report = grade_student(course, submission, timeout, warning)
+        _write_report(course, report)
+        return report
+
+    reports = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, submission) for submission in submissions]
+        for index, future in enumerate(as_completed(futures), start=1):
+            report = future.result()
+            reports.append(report)
+            progress(f"[{index}/{len(submissions)}] {report.student}: {report.status} in {report.seconds:.1f} s"
+                     + (f" ({len(report.problems)} problems)" if report.problems else ""))
+    order = {submission.student: index for index, submission in enumerate(submissions)}
+    return sorted(reports, key=lambda report: order[report.student])
 
 
 def _put_scripts_on_path() -> None:
@@ -887,13 +921,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pattern", default=DEFAULT_PATTERN,
                         help="file names of flat submissions, with {student}, {notebook} and * "
                              f"(default: {DEFAULT_PATTERN})")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--sandbox", dest="sandbox", action="store_true", default=None,
-                       help="require the sandbox (default: use it when available, else warn)")
-    group.add_argument("--no-sandbox", dest="sandbox", action="store_false",
-                       help="run student code unisolated (trusted notebooks only)")
+    parser.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                        help="run student code without the sandbox, with your own rights (trusted "
+                             "notebooks only; by default grading stops when the sandbox cannot run)")
     parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell")
     parser.add_argument("--student-timeout", type=float, default=STUDENT_TIMEOUT, help="seconds per student")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="students graded at the same time (default 1; each uses up to a core and its memory limit)")
     return parser
 
 
@@ -902,7 +936,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reports = grade(args.assignment, args.submissions, args.out, course_dir=args.course,
                         students_csv=args.students, student=args.student, pattern=args.pattern,
-                        sandbox=args.sandbox, cell_timeout=args.cell_timeout, student_timeout=args.student_timeout)
+                        sandbox=args.sandbox, cell_timeout=args.cell_timeout, student_timeout=args.student_timeout,
+                        jobs=args.jobs)
     except CourseError as error:
         print(f"course-grade: {error}", file=sys.stderr)
         return 2

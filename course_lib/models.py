@@ -54,7 +54,9 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
+            # In place, as torchvision does: no new tensor per block, and autograd allows it
+            # because neither the addition nor bn2 needs bn2's output for its gradient.
+            out += x if self.downsample is None else self.downsample(x)
         return self.relu(out)
 
 

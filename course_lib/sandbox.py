@@ -34,6 +34,7 @@ import zmq
 import zmq.asyncio
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Float, Integer, List, Type, Unicode, default
@@ -270,6 +271,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     message_size_limit = Integer(64 * MiB, help="Largest ZeroMQ message accepted (bytes).").tag(config=True)
     sandbox_uid = Integer(65534, help="Unprivileged uid the kernel runs as when grading as root.").tag(config=True)
     extra_read_only = List(Unicode(), help="More host paths the kernel may read.").tag(config=True)
+    interrupt_grace = Float(10.0, help="Seconds a kernel has to answer after an interrupt before "
+                            "the sandbox is killed (0: never).").tag(config=True)
 
     client_factory = Type(SandboxedKernelClient)
 
@@ -277,6 +280,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.run_dir = None
         self.watchdog = None
+        self.interrupt_check = None
 
     @default("context")
     def _context_default(self):
@@ -339,13 +343,36 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_interrupt_kernel(self):
         """Interrupt through the control channel: a signal sent from outside would hit
-        bwrap, not the kernel, inside its own PID namespace."""
+        bwrap, not the kernel, inside its own PID namespace. A kernel still busy
+        ``interrupt_grace`` seconds later (code that ignores SIGINT or catches
+        KeyboardInterrupt) is killed, so that every later cell does not wait out its own
+        time limit behind it."""
         if self.sandbox and self.has_kernel:
             msg = self.session.msg("interrupt_request", content={})
             self._connect_control_socket()
             self.session.send(self._control_socket, msg)
+            if self.interrupt_grace and not (self.interrupt_check and self.interrupt_check.is_alive()):
+                self.interrupt_check = threading.Thread(
+                    target=self._kill_if_still_busy, args=(self.interrupt_grace,), daemon=True)
+                self.interrupt_check.start()
             return
         await super()._async_interrupt_kernel()
+
+    def _kill_if_still_busy(self, grace: float) -> None:
+        """Ask the kernel for its info on the shell channel, which it answers only once the
+        interrupted code has stopped; kill the sandbox when no answer comes in time."""
+        client = BlockingKernelClient()
+        client.load_connection_info(self.get_connection_info())
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        try:
+            client.kernel_info()
+            client.get_shell_msg(timeout=grace)
+        except Empty:
+            self.kill_sandbox(f"it was still busy {grace:.0f} s after an interrupt")
+        except Exception as error:  # the kernel went away meanwhile: nothing left to stop
+            self.log.debug("interrupt check ended: %s", error)
+        finally:
+            client.stop_channels()
 
     interrupt_kernel = _async_interrupt_kernel
 

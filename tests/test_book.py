@@ -1,6 +1,11 @@
 """The course website in a real browser: every page of the book loads, shows its images and
-math, logs no console errors, links only to pages and anchors that exist, and loads
-nothing from outside the machine. A screenshot of each page goes to _build/screenshots/.
+math, logs no console errors, links only to pages and anchors that exist, loads nothing
+from outside the machine, and its Colab and Binder buttons open a notebook that exists in
+the repository. A screenshot of each page goes to _build/screenshots/.
+
+The notebooks behind the launch buttons (``book/**/*.ipynb``, written by
+``scripts/book_notebooks.py``) are checked without building the site: one per page with
+code, each exactly what the script makes of the current page.
 
 The book is built with the same command as ``make book`` when ``_build/html`` is missing or
 older than its sources (jupyter-cache re-executes only the chapters that changed).
@@ -11,15 +16,21 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import types
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urldefrag, urljoin, urlparse
+from urllib.parse import parse_qs, urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
@@ -57,6 +68,106 @@ def toc_pages() -> list[str]:
 
 
 PAGES = toc_pages()
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPOSITORY = CONFIG["repository"]["url"]
+BRANCH = CONFIG["repository"]["branch"]
+
+
+def has_code_cells(page: str) -> bool:
+    return "```{code-cell}" in (ROOT / f"{page}.md").read_text()
+
+
+def book_notebooks_script():
+    """scripts/book_notebooks.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "scripts" / "book_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_page_with_code_has_its_notebook():
+    pages = [page for page in PAGES if has_code_cells(page)]
+    assert len(pages) >= 10, f"expected the chapters to have code cells, found {pages}"
+    missing = [f"{page}.ipynb" for page in pages if not (ROOT / f"{page}.ipynb").is_file()]
+    assert not missing, f"no notebook for the launch buttons: {missing}; run python scripts/book_notebooks.py"
+
+
+def test_notebooks_are_what_the_script_makes_of_the_pages():
+    problems = book_notebooks_script().problems(ROOT)
+    assert not problems, "\n".join(problems + ["Regenerate them with: python scripts/book_notebooks.py"])
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if has_code_cells(page)])
+def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(page):
+    notebook = json.loads((ROOT / f"{page}.ipynb").read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
+    first = "".join(code[0]["source"])
+    assert '"google.colab" in sys.modules' in first and f'"{REPOSITORY}"' in first
+    page_code = (ROOT / f"{page}.md").read_text().count("```{code-cell}")
+    assert len(code) == page_code + 1, f"{page}: {len(code) - 1} code cells besides the Colab cell, the page has {page_code}"
+
+
+def test_stale_check_notices_a_changed_page(tmp_path):
+    """The check above is not vacuous: a changed page, a missing and an orphaned notebook are all reported."""
+    for name in ["_config.yml", "_toc.yml"]:
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("__pycache__"))
+    script = book_notebooks_script()
+    script.write_notebooks(tmp_path)  # up to date, whatever the state of the working tree
+    with open(tmp_path / "book" / "02_convolution.md", "a") as page:
+        page.write("\n```{code-cell} ipython3\nprint('a new cell')\n```\n")
+    (tmp_path / "book" / "04_cost_of_depth.ipynb").unlink()
+    (tmp_path / "book" / "appendix" / "glossary.ipynb").write_text("{}")
+    assert sorted(script.problems(tmp_path)) == [
+        "book/02_convolution.ipynb is stale: it differs from what book/02_convolution.md and _config.yml give",
+        "book/04_cost_of_depth.ipynb is missing",
+        "book/appendix/glossary.ipynb belongs to no page with code in _toc.yml",
+    ]
+    script.write_notebooks(tmp_path)
+    assert script.problems(tmp_path) == []
+    assert "print('a new cell')" in (tmp_path / "book" / "02_convolution.ipynb").read_text()
+
+
+def colab_setup_source() -> str:
+    return "".join(json.loads((ROOT / "book" / "02_convolution.ipynb").read_text())["cells"][0]["source"])
+
+
+def test_colab_cell_does_nothing_elsewhere(monkeypatch):
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: ran.append(args))
+    path, cwd = list(sys.path), os.getcwd()
+    exec(colab_setup_source(), {})
+    assert ran == [] and sys.path == path and os.getcwd() == cwd
+
+
+def test_colab_cell_clones_the_configured_repository(monkeypatch):
+    commands, moved_to = [], []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(os, "chdir", moved_to.append)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(colab_setup_source(), {})
+    clone = commands[0]
+    assert clone[:2] == ["git", "clone"] and REPOSITORY in clone and BRANCH in clone
+    assert any("myst-nb" in part for part in commands[1]), "glue() needs myst-nb, which Colab lacks"
+    assert sys.path[0] == clone[-1] and sys.path[1] == os.path.join(clone[-1], "book")
+    assert moved_to == [os.path.join(clone[-1], "book")]
+
+
+def launch_targets(links: list[str]) -> dict[str, tuple[str, str, str]]:
+    """The Colab and Binder buttons among a page's links: service -> (repository URL, branch, file path)."""
+    targets = {}
+    for link in links:
+        url = urlparse(link)
+        if url.hostname == "colab.research.google.com":
+            _, _, org, repo, _, branch, *path = url.path.split("/")
+            targets["Colab"] = (f"https://github.com/{org}/{repo}", branch, "/".join(path))
+        elif url.hostname == "mybinder.org":
+            _, _, _, org, repo, branch = url.path.split("/")
+            path = parse_qs(url.query)["urlpath"][0].split("/tree/", 1)[1]
+            targets["Binder"] = (f"https://github.com/{org}/{repo}", branch, path)
+    return targets
 
 
 def newest_source_time() -> float:
@@ -213,6 +324,13 @@ def test_page_in_browser(page, server, browser):
         if status != 200 or (fragment and target.endswith(".html") and fragment not in ids):
             broken.append(link)
     assert not broken, f"{page}: broken internal links: {broken}"
+
+    if has_code_cells(page):
+        targets = launch_targets(links)
+        assert set(targets) == {"Colab", "Binder"}, f"{page}: launch buttons found: {sorted(targets)}"
+        for service, (repository, branch, path) in targets.items():
+            assert (repository, branch) == (REPOSITORY, BRANCH), f"{page}: {service} opens {repository} at {branch}"
+            assert path == f"{page}.ipynb" and (ROOT / path).is_file(), f"{page}: {service} opens {path}"
 
     assert screenshot(browser, page).stat().st_size > 0
 

@@ -98,6 +98,10 @@ def test_several_seeds_give_mean_and_std(photos, checkpoint, tmp_path):
         "feature_extraction-seed1.csv", "feature_extraction-seed1.json",
     ]
     assert (out / "time_to_50.png").is_file()
+    rows = (out / "test_accuracy.csv").read_text().splitlines()
+    assert rows[0] == "regime,seed,test_accuracy"
+    assert [row.split(",")[:2] for row in rows[1:]] == [["feature_extraction", "0"], ["feature_extraction", "1"]]
+    assert all(0 <= float(row.split(",")[2]) <= 1 for row in rows[1:])
 
 
 @pytest.mark.parametrize(

@@ -170,9 +170,6 @@ def graded(tmp_path_factory):
         return {a: future.result() for a, future in futures.items()}
 
 
-SANDBOX_WARNING = choose_kernel_manager(None)[1]
-
-
 def rows_by_student(rows: list[dict]) -> dict[str, dict]:
     return {row["student_id"]: row for row in rows}
 
@@ -230,7 +227,6 @@ def test_mixed_batch_grades_csv(graded):
         row = rows[student]
         assert (row["score"], row["needs_manual_grade"], row["status"]) == (score, manual, status), (student, row)
         assert row["max_score"] == f"{full + 2:g}"
-        assert (SANDBOX_WARNING or "") in row["problems"] or student == "absent"
     assert "invalid JSON" in rows["broken"]["problems"]
     assert "renamed?" in rows["renamed"]["problems"] and "convolution-final.ipynb" in rows["renamed"]["problems"]
     assert "other files ignored" in rows["good"]["problems"]
@@ -285,6 +281,41 @@ def test_failed_test_feedback_is_actionable(graded):
 # ---------------------------------------------------------------- parts, without nbgrader
 
 
+def test_grading_refuses_to_run_student_code_without_the_sandbox(monkeypatch, tmp_path, capsys):
+    from course_lib import sandbox
+    from course_lib.grade import GradingError, main
+
+    def unavailable():
+        raise sandbox.SandboxUnavailable("bubblewrap (bwrap) is not installed ... (--no-sandbox).")
+
+    monkeypatch.setattr(sandbox, "check_sandbox", unavailable)
+    with pytest.raises(GradingError, match="No student code was run: bubblewrap"):
+        choose_kernel_manager()
+    assert main(["01-convolution", str(FAULTS), "--out", str(tmp_path / "out")]) == 2
+    assert "--no-sandbox" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    manager, warning = choose_kernel_manager(False)
+    assert manager.endswith("AsyncKernelManager") and "grader's rights" in warning
+
+
+def test_autograde_log_in_words():
+    from course_lib.grade import _autograde_warnings
+
+    log = """[AutogradeApp | WARNING] Attribute 'points' for cell test_im2col has changed! (should be: 2.0, got: 100)
+[AutogradeApp | WARNING] Attribute 'checksum' for cell test_conv2d has changed! (should be: ab, got: cd)
+[AutogradeApp | WARNING] Missing grade cell test_conv2d_im2col
+[AutogradeApp | ERROR] Timeout waiting for execute reply (60s).
+[AutogradeApp | WARNING] Killing the kernel's sandbox: it ran past 240 s
+[AutogradeApp | ERROR] Kernel died while waiting for execute reply."""
+    assert _autograde_warnings(log) == [
+        "graded cell test_im2col: its points was edited (the original was graded)",
+        "graded cell test_conv2d_im2col was missing (the original was graded)",
+        "a cell ran past the time limit",
+        "the sandbox was killed: it ran past 240 s",
+        "the kernel died while grading",
+    ]
+
+
 def test_collect_layouts(tmp_path):
     notebook = {"cells": [], "nbformat": 4, "metadata": {}, "nbformat_minor": 5}
     write(tmp_path / "nb" / "s1" / "01-convolution" / "convolution.ipynb", notebook)
@@ -320,10 +351,17 @@ def test_feedback_preprocessor_hides_hidden_tests_and_tracebacks():
     cell.outputs = [new_output("error", ename="CheckFailed", evalue="check the padding",
                                traceback=["---", "secret_check(f)", "CheckFailed: check the padding"]),
                     new_output("stream", name="stderr", text="UserWarning: fine\n")]
-    notebook, _ = HideTestsInFeedback().preprocess(new_notebook(cells=[copy.deepcopy(cell)]), {})
+    visible = new_code_cell("check(f)\nprint('checked 3 cases')")
+    visible.metadata = cell.metadata
+    visible.outputs = [new_output("stream", name="stdout", text="checked 3 cases\n")]
+    notebook, _ = HideTestsInFeedback().preprocess(
+        new_notebook(cells=[copy.deepcopy(cell), copy.deepcopy(visible)]), {})
     shown = notebook.cells[0]
     assert "secret_check" not in shown.source
-    assert shown.outputs[0].traceback == ["CheckFailed: check the padding"]
+    assert [o.output_type for o in shown.outputs] == ["stream", "error"]
+    assert shown.outputs[0].text == HideTestsInFeedback.NOTE  # printed output of a hidden-test cell dropped
+    assert shown.outputs[1].traceback == ["CheckFailed: check the padding"]
+    assert notebook.cells[1].outputs == visible.outputs  # a cell without hidden tests keeps its output
     notebook, _ = KeepStderrFromFailing().preprocess(new_notebook(cells=[copy.deepcopy(cell)]), {})
     assert notebook.cells[0].outputs[1].name == "stdout"
 

@@ -1,5 +1,6 @@
 """The hand-written ResNet18 against torchvision's, and PlainNet18 against ResNet18."""
 
+import copy
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from course_lib.models import STAGES, BasicBlock, PlainNet18, ResNet18
 
@@ -82,6 +84,36 @@ def test_output_and_batchnorm_updates_match_torchvision_in_train_mode(torchvisio
     theirs_state = theirs.state_dict()
     for name, tensor in mine.state_dict().items():
         torch.testing.assert_close(tensor, theirs_state[name], atol=PARITY_ATOL, rtol=PARITY_RTOL, msg=name)
+
+
+class OperatorLog(TorchDispatchMode):
+    """Every ATen operator a computation dispatches, with the shapes it returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        results = out if isinstance(out, (tuple, list)) else [out]
+        self.calls.append((str(func), [tuple(t.shape) for t in results if isinstance(t, torch.Tensor)]))
+        return out
+
+
+def operators(model: nn.Module, train: bool) -> list:
+    model.train(train)
+    with OperatorLog() as log:
+        model(torch.randn(2, 3, 32, 32)).sum().backward()
+    return log.calls
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_runs_exactly_torchvisions_operators(ours, torchvision_model, train):
+    """The same kernels on the same shapes, forward and backward, in the same order (in-place
+    additions included): the two models cost the same, whatever a noisy timing says."""
+    mine, theirs = operators(copy.deepcopy(ours), train), operators(copy.deepcopy(torchvision_model), train)
+    assert len(mine) > 200
+    assert mine == theirs
 
 
 def test_parameter_count(ours, torchvision_model):

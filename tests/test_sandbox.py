@@ -162,11 +162,26 @@ def test_one_huge_message_kills_the_kernel():
                   message_size_limit=16 * 2**20)
 
 
+IGNORES_SIGINT = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
+
+
 def test_ignored_interrupt_is_ended_by_the_wall_clock_limit():
     with pytest.raises(DeadKernelError):
-        run_cells(["import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                   "while True:\n    time.sleep(0.1)"],
-                  timeout=3, wall_time_limit=20)
+        run_cells([IGNORES_SIGINT], timeout=3, wall_time_limit=20, interrupt_grace=0)
+
+
+def test_a_kernel_still_busy_after_an_interrupt_is_killed():
+    """Without the wall-clock limit: the kernel that ignored the interrupt is killed after the
+    grace period, and the next cell meets a dead kernel instead of waiting out its own limit."""
+    with pytest.raises(DeadKernelError):
+        run_cells([IGNORES_SIGINT, "print('never')"], timeout=3, wall_time_limit=0, interrupt_grace=2)
+
+
+def test_an_interrupted_kernel_that_stops_is_kept():
+    nb = run_cells(["import time\nwhile True:\n    time.sleep(0.1)", "print('next')"], timeout=3,
+                   interrupt_grace=2)
+    assert error_of(nb.cells[0]) == "KeyboardInterrupt"
+    assert text_of(nb.cells[1]).strip() == "next"
 
 
 def test_missing_bubblewrap_is_a_clear_error(monkeypatch):

@@ -29,7 +29,6 @@ import platform
 import random
 import resource
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -44,6 +43,7 @@ from tqdm.auto import tqdm
 from course_lib import distributed
 from course_lib.data import ProductData, Split, batches
 from course_lib.errors import CourseError
+from course_lib.files import write_atomically
 from course_lib.regimes import backbone_is_frozen
 
 __all__ = [
@@ -162,7 +162,8 @@ class History:
         return cls(records=records, **{k: v for k, v in values.items() if k in known})
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        return _write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        return write_atomically(path, lambda file: file.write(text))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> History:
@@ -352,7 +353,9 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, split: Split, batch_size: int, precision: str = "auto") -> torch.Tensor:
+def _in_eval_mode(model: nn.Module, function, split: Split, batch_size: int, precision: str, width: int) -> torch.Tensor:
+    """``function`` (the model or one of its parts) on every photo of ``split`` in order, in eval
+    mode and without gradients: a float32 tensor of ``width`` columns on the model's device."""
     device = _model_device(model)
     dtype = _precision(device, precision)
     was_training = model.training
@@ -360,11 +363,13 @@ def _logits(model: nn.Module, split: Split, batch_size: int, precision: str = "a
     outputs = []
     for images, _ in batches(split, batch_size):
         with _autocast(device, dtype):
-            outputs.append(model(_to_device(images, device, device.type == "cuda")).float().cpu())
+            outputs.append(function(_to_device(images, device, device.type == "cuda")).float())
     model.train(was_training)
-    if not outputs:
-        return torch.empty(0, model.fc.out_features)
-    return torch.cat(outputs)
+    return torch.cat(outputs) if outputs else torch.empty(0, width, device=device)
+
+
+def _logits(model: nn.Module, split: Split, batch_size: int, precision: str = "auto") -> torch.Tensor:
+    return _in_eval_mode(model, model, split, batch_size, precision, model.fc.out_features).cpu()
 
 
 def predict(model: nn.Module, split: Split, *, batch_size: int = 256, precision: str = "auto") -> Predictions:
@@ -394,19 +399,9 @@ def _score(logits: torch.Tensor, labels: torch.Tensor) -> Evaluation:
 # --------------------------------------------------------------------------- cached features
 
 
-@torch.no_grad()
 def compute_features(model: nn.Module, split: Split, *, batch_size: int = 256, precision: str = "auto") -> torch.Tensor:
     """The backbone's pooled features of every photo of ``split`` (float32, on the model's device)."""
-    device = _model_device(model)
-    dtype = _precision(device, precision)
-    was_training = model.training
-    model.eval()
-    chunks = []
-    for images, _ in batches(split, batch_size):
-        with _autocast(device, dtype):
-            chunks.append(model.features(_to_device(images, device, device.type == "cuda")).float())
-    model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0, model.fc.in_features, device=device)
+    return _in_eval_mode(model, model.features, split, batch_size, precision, model.fc.in_features)
 
 
 def _feature_batches(
@@ -650,15 +645,7 @@ def _save_run(run: Path, model, optimizer, scheduler, scaler, history: History) 
         "rng": _rng_states(),
         "history": history.to_dict(),
     }
-    run.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{CHECKPOINT_NAME}.", suffix=".tmp", dir=run)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.replace(temporary, run / CHECKPOINT_NAME)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(run / CHECKPOINT_NAME, lambda file: torch.save(payload, file), binary=True)
     history.to_json(run / HISTORY_NAME)
 
 
@@ -684,19 +671,3 @@ def _load_run(path: Path, model, optimizer, scheduler, scaler, settings: dict) -
     scaler.load_state_dict(payload["scaler"])
     _set_rng_states(payload["rng"])
     return history
-
-
-def _write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text file atomically, so that a reader never sees half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for everyone to read
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

@@ -21,7 +21,6 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 
 from course_lib import PROJECT_ROOT
 from course_lib.errors import CourseError
+from course_lib.files import write_atomically
 from course_lib.models import ResNet18
 
 __all__ = [
@@ -112,17 +112,7 @@ def save_checkpoint(
     meta = dict(meta, sha256=weights_sha256(stored), half=half)
     payload = {"format": FORMAT, "arch": ARCH, "state_dict": stored, "meta": meta}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        os.chmod(temporary, 0o644)  # mkstemp makes files private; a checkpoint is for sharing
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda file: torch.save(payload, file), binary=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -21,6 +21,7 @@ import pytest
 
 from course_lib import PROJECT_ROOT
 from course_lib import grade as grading
+from processes import processes_carrying
 
 sys.path.insert(0, str(Path(__file__).parent / "adversarial"))
 import cases as adversarial  # noqa: E402
@@ -75,18 +76,6 @@ def instructor_files(course):
 def read_csv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def leftover_processes():
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if adversarial.MARKER.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +178,7 @@ def test_gradebook_holds_no_score_above_the_maximum(batch):
 
 
 def test_no_process_outlives_the_batch(batch):
-    assert leftover_processes() == []
+    assert processes_carrying(adversarial.MARKER) == []
 
 
 def test_feedback_shows_no_hidden_test(batch):

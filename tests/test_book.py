@@ -33,7 +33,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urldefrag, urljoin, urlparse
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -50,39 +49,23 @@ CHROME_FLAGS = [
 ]
 
 
-def toc_pages() -> list[str]:
-    """Every page of the book in reading order, as docnames (``book/02_convolution``)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    walk(toc.get("chapters", []))
-    return pages
-
-
-PAGES = toc_pages()
-CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-REPOSITORY = CONFIG["repository"]["url"]
-BRANCH = CONFIG["repository"]["branch"]
-
-
-def has_code_cells(page: str) -> bool:
-    return "```{code-cell}" in (ROOT / f"{page}.md").read_text()
-
-
 def book_notebooks_script():
     """scripts/book_notebooks.py as a module (scripts/ is not a package)."""
     spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "scripts" / "book_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+NOTEBOOKS = book_notebooks_script()
+PAGES = NOTEBOOKS.toc_pages(ROOT)
+CONFIG = NOTEBOOKS.load_config(ROOT)
+REPOSITORY = CONFIG["repository"]["url"]
+BRANCH = CONFIG["repository"]["branch"]
+
+
+def has_code_cells(page: str) -> bool:
+    return "```{code-cell}" in (ROOT / f"{page}.md").read_text()
 
 
 def test_every_page_with_code_has_its_notebook():
@@ -93,7 +76,7 @@ def test_every_page_with_code_has_its_notebook():
 
 
 def test_notebooks_are_what_the_script_makes_of_the_pages():
-    problems = book_notebooks_script().problems(ROOT)
+    problems = NOTEBOOKS.problems(ROOT)
     assert not problems, "\n".join(problems + ["Regenerate them with: python scripts/book_notebooks.py"])
 
 
@@ -113,19 +96,18 @@ def test_stale_check_notices_a_changed_page(tmp_path):
     for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("__pycache__"))
-    script = book_notebooks_script()
-    script.write_notebooks(tmp_path)  # up to date, whatever the state of the working tree
+    NOTEBOOKS.write_notebooks(tmp_path)  # up to date, whatever the state of the working tree
     with open(tmp_path / "book" / "02_convolution.md", "a") as page:
         page.write("\n```{code-cell} ipython3\nprint('a new cell')\n```\n")
     (tmp_path / "book" / "04_cost_of_depth.ipynb").unlink()
     (tmp_path / "book" / "appendix" / "glossary.ipynb").write_text("{}")
-    assert sorted(script.problems(tmp_path)) == [
+    assert sorted(NOTEBOOKS.problems(tmp_path)) == [
         "book/02_convolution.ipynb is stale: it differs from what book/02_convolution.md and _config.yml give",
         "book/04_cost_of_depth.ipynb is missing",
         "book/appendix/glossary.ipynb belongs to no page with code in _toc.yml",
     ]
-    script.write_notebooks(tmp_path)
-    assert script.problems(tmp_path) == []
+    NOTEBOOKS.write_notebooks(tmp_path)
+    assert NOTEBOOKS.problems(tmp_path) == []
     assert "print('a new cell')" in (tmp_path / "book" / "02_convolution.ipynb").read_text()
 
 

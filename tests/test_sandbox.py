@@ -15,6 +15,7 @@ from traitlets.config import Config
 from course_lib import CourseError, PROJECT_ROOT
 from course_lib import sandbox
 from course_lib.sandbox import SandboxedKernelManager
+from processes import processes_carrying
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="needs bubblewrap (.ci/run installs it)")
@@ -40,19 +41,6 @@ def text_of(cell):
 def error_of(cell):
     errors = [out.ename for out in cell.outputs if out.output_type == "error"]
     return errors[0] if errors else None
-
-
-def marker_processes():
-    """Host processes whose command line carries MARKER."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if MARKER.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +129,9 @@ def test_background_process_is_gone_after_the_kernel():
                     " start_new_session=True); print('started')"])
     assert text_of(nb.cells[0]).strip() == "started"
     deadline = time.monotonic() + 10
-    while marker_processes() and time.monotonic() < deadline:
+    while processes_carrying(MARKER) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert marker_processes() == []
+    assert processes_carrying(MARKER) == []
 
 
 def test_endless_printing_is_cut_and_interrupted():

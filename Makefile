@@ -4,17 +4,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test experiment pretrain book exercises bench clean
+.PHONY: setup system-packages test experiment pretrain book exercises bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[grading,book,test]"
 	touch $(STAMP)
 
-test: setup
+# Debian packages (bubblewrap, chromium, chromium-driver): installed when this user can, else one
+# message with the command to run, before anything else.
+system-packages:
+	bash scripts/system_packages.sh
+
+test: system-packages setup
 	$(PY) -m pytest -q
 
 experiment: setup

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import sys
 import time
@@ -31,23 +30,13 @@ import torchvision
 from torch import nn
 
 from course_lib.models import ResNet18
+from course_lib.runtime import device_name, synchronize
 
 ALL_VARIANTS = ("fp32", "channels_last", "bf16", "compile")
 DEFAULTS = {  # device type -> image size, batch size, variants
     "cpu": (64, 32, ("fp32", "channels_last", "bf16")),
     "cuda": (224, 256, ALL_VARIANTS),
 }
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name as lscpu prints it (platform.processor() is often empty)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_bf16_support() -> tuple[bool, str]:
@@ -66,12 +55,6 @@ def cpu_bf16_support() -> tuple[bool, str]:
     return True, "native (AVX512_BF16/AMX)" if native else "emulated (AVX-512 without BF16)"
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return cpu_model_name()
-
-
 def twin_models(num_classes: int, seed: int) -> tuple[nn.Module, nn.Module]:
     """Our ResNet18 and torchvision's resnet18 with identical weights."""
     torch.manual_seed(seed)
@@ -84,10 +67,20 @@ def twin_models(num_classes: int, seed: int) -> tuple[nn.Module, nn.Module]:
 class Runner:
     """One model prepared for one variant and mode: ``step()`` runs one batch."""
 
-    def __init__(self, model: nn.Module, variant: str, mode: str, device: torch.device, images, labels):
+    def __init__(
+        self,
+        model: nn.Module,
+        variant: str,
+        mode: str,
+        device: torch.device,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+    ):
         self.device = device
         self.mode = mode
-        self.memory_format = torch.channels_last if variant in ("channels_last", "bf16", "compile") else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if variant in ("channels_last", "bf16", "compile") else torch.contiguous_format
+        )
         # bf16 and compile are measured on top of channels_last, the layout they are used with.
         self.autocast = variant == "bf16" or (variant == "compile" and device.type == "cuda")
         self.model = copy.deepcopy(model).to(device, memory_format=self.memory_format)
@@ -118,11 +111,6 @@ class Runner:
         return time.perf_counter() - start
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(runners: dict[str, Runner], batch_size: int, warmup: int, steps: int, repeats: int) -> dict[str, float]:
     """Median images/s of each runner, timed in alternating order (ABBA...)."""
     for runner in runners.values():
@@ -136,12 +124,14 @@ def measure(runners: dict[str, Runner], batch_size: int, warmup: int, steps: int
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--image-size", type=int, help="pixels (default: 64 on CPU, 224 on CUDA)")
     parser.add_argument("--batch-size", type=int, help="images per batch (default: 32 on CPU, 256 on CUDA)")
-    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS, help="default: all on CUDA, all but compile on CPU")
+    parser.add_argument(
+        "--variants", nargs="+", choices=ALL_VARIANTS, help="default: all on CUDA, all but compile on CPU"
+    )
     parser.add_argument("--modes", nargs="+", choices=("train", "inference"), default=("train", "inference"))
     parser.add_argument("--steps", type=int, help="batches per timed repeat (default: 3 on CPU, 20 on CUDA)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per model; the median is reported")
@@ -152,7 +142,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -197,9 +187,11 @@ def main(argv=None) -> int:
         "bf16": bf16_note,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
-    print(f"# ResNet-18 throughput on {header['device']} (torch {torch.__version__}, "
-          f"{header['threads']} threads), {size} px, batch {batch_size}, "
-          f"median of {args.repeats} x {steps} batches; bf16: {bf16_note}\n")
+    print(
+        f"# ResNet-18 throughput on {header['device']} (torch {torch.__version__}, "
+        f"{header['threads']} threads), {size} px, batch {batch_size}, "
+        f"median of {args.repeats} x {steps} batches; bf16: {bf16_note}\n"
+    )
     print(f"| {'variant':<13} | {'mode':<9} | {'ours img/s':>10} | {'torchvision img/s':>17} | {'ratio':>5} |")
     print(f"|{'-' * 15}|{'-' * 11}|{'-' * 12}:|{'-' * 19}:|{'-' * 6}:|")
     rows = []
@@ -211,10 +203,19 @@ def main(argv=None) -> int:
             }
             rate = measure(runners, batch_size, warmup, steps, args.repeats)
             ratio = rate["ours"] / rate["torchvision"]
-            rows.append({"variant": variant, "mode": mode, "ours": rate["ours"],
-                         "torchvision": rate["torchvision"], "ratio": ratio})
-            print(f"| {variant:<13} | {mode:<9} | {rate['ours']:>10.1f} | {rate['torchvision']:>17.1f} | {ratio:>5.3f} |",
-                  flush=True)
+            rows.append(
+                {
+                    "variant": variant,
+                    "mode": mode,
+                    "ours": rate["ours"],
+                    "torchvision": rate["torchvision"],
+                    "ratio": ratio,
+                }
+            )
+            print(
+                f"| {variant:<13} | {mode:<9} | {rate['ours']:>10.1f} | {rate['torchvision']:>17.1f} | {ratio:>5.3f} |",
+                flush=True,
+            )
             del runners
     worst = min(row["ratio"] for row in rows)
     print(f"worst ratio ours/torchvision: {worst:.3f} (goal >= 0.98)")

@@ -19,22 +19,23 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from course_lib import PROJECT_ROOT
-from course_lib.sandbox import SandboxedKernelManager
+from course_lib.grading.sandbox import SandboxedKernelManager
 
 
-def reference_notebook(assignment):
+def reference_notebook(assignment: str) -> nbformat.NotebookNode:
     path = sorted((PROJECT_ROOT / "solutions" / assignment).glob("*.ipynb"))[0]
     return nbformat.reads(path.read_text(), as_version=4)
 
 
-def run(nb, manager):
+def run(nb: nbformat.NotebookNode, manager: type) -> float:
     started = time.perf_counter()
-    NotebookClient(copy.deepcopy(nb), kernel_name="python3", timeout=300, allow_errors=True,
-                   kernel_manager_class=manager).execute()
+    NotebookClient(
+        copy.deepcopy(nb), kernel_name="python3", timeout=300, allow_errors=True, kernel_manager_class=manager
+    ).execute()
     return time.perf_counter() - started
 
 
-def main():
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignment", nargs="?", default="01-convolution")
     parser.add_argument("--runs", type=int, default=6)
@@ -48,12 +49,16 @@ def main():
         else:
             sandboxed.append(run(nb, SandboxedKernelManager))
             plain.append(run(nb, AsyncKernelManager))
-    result = {"assignment": args.assignment, "runs": args.runs,
-              "plain_s": round(statistics.median(plain), 2),
-              "sandboxed_s": round(statistics.median(sandboxed), 2),
-              "extra_s": round(statistics.median(s - p for s, p in zip(sandboxed, plain)), 2),
-              "ratio": round(statistics.median(sandboxed) / statistics.median(plain), 3)}
+    result = {
+        "assignment": args.assignment,
+        "runs": args.runs,
+        "plain_s": round(statistics.median(plain), 2),
+        "sandboxed_s": round(statistics.median(sandboxed), 2),
+        "extra_s": round(statistics.median(s - p for s, p in zip(sandboxed, plain, strict=True)), 2),
+        "ratio": round(statistics.median(sandboxed) / statistics.median(plain), 3),
+    }
     print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from course_lib import PROJECT_ROOT, REGIMES
-from course_lib.train import History
+from course_lib import PROJECT_ROOT, REGIMES, TARGET_ACCURACY
+from course_lib.history import History
 
 
 def load_histories(results: Path) -> dict[str, dict[int, History]]:
@@ -33,8 +33,10 @@ def load_histories(results: Path) -> dict[str, dict[int, History]]:
 
 def table(histories: dict[str, dict[int, History]], target: float) -> list[str]:
     label = f"{target:.0%}"
-    lines = [f"| regime | seed | epochs | best val acc | epochs to {label} | seconds to {label} |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| regime | seed | epochs | best val acc | epochs to {label} | seconds to {label} |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for regime in sorted(histories, key=lambda r: REGIMES.index(r) if r in REGIMES else len(REGIMES)):
         for seed, history in sorted(histories[regime].items()):
             seconds = history.time_to(target)
@@ -46,17 +48,21 @@ def table(histories: dict[str, dict[int, History]], target: float) -> list[str]:
     return lines
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "experiment",
-                        help="the experiment's results folder (default: results/experiment)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=PROJECT_ROOT / "results" / "experiment",
+        help="the experiment's results folder (default: results/experiment)",
+    )
     parser.add_argument("--target", type=float, default=None, help="default: the experiment's own target (0.90)")
     parser.add_argument("--run", action="store_true", help="run the experiment into --out first")
     parser.add_argument("experiment_args", nargs="*", help="after --: more arguments for the experiment")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run:
         command = [sys.executable, "-m", "course_lib", "experiment", "--out", str(args.out), *args.experiment_args]
@@ -66,16 +72,21 @@ def main(argv=None) -> int:
             return 1
     settings_path = args.out / "settings.json"
     if not settings_path.is_file():
-        print(f"error: no experiment results in {args.out} (settings.json missing); "
-              f"run `python -m course_lib experiment --out {args.out}` or add --run.", file=sys.stderr)
+        print(
+            f"error: no experiment results in {args.out} (settings.json missing); "
+            f"run `python -m course_lib experiment --out {args.out}` or add --run.",
+            file=sys.stderr,
+        )
         return 2
     settings = json.loads(settings_path.read_text())
-    target = args.target or settings.get("options", {}).get("target", 0.90)
+    target = args.target or settings.get("options", {}).get("target", TARGET_ACCURACY)
     histories = load_histories(args.out)
     options = settings.get("options", {})
-    print(f"# Time to {target:.0%} validation accuracy on {settings.get('device_name') or settings.get('device')}, "
-          f"torch {settings.get('torch')}, {options.get('image_size')} px, batch {options.get('batch_size')}, "
-          f"{settings.get('date')}; command: `{settings.get('command')}`\n")
+    print(
+        f"# Time to {target:.0%} validation accuracy on {settings.get('device_name') or settings.get('device')}, "
+        f"torch {settings.get('torch')}, {options.get('image_size')} px, batch {options.get('batch_size')}, "
+        f"{settings.get('date')}; command: `{settings.get('command')}`\n"
+    )
     print("\n".join(table(histories, target)))
     return 0
 

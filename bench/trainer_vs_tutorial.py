@@ -44,11 +44,11 @@ from torchvision import datasets, transforms
 from course_lib import REGIMES
 from course_lib.data import EMBEDDED_ROOT, MEAN, STD, ProductData, load_products
 from course_lib.regimes import prepare_model
-from course_lib.train import device_name, fit, resolve_device
+from course_lib.runtime import device_name, resolve_device, warm_up
+from course_lib.train import TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import limit_photos, starting_weights, warm_up  # noqa: E402  (bench/common.py)
-
+from common import starting_weights  # noqa: E402  (bench/common.py)
 
 # --------------------------------------------------------------------------- the tutorial loop
 
@@ -57,7 +57,7 @@ def link_folder(data: ProductData, root: Path, folder: Path) -> None:
     """``folder/<split>/<class>/<n>.jpg`` links to the photos of the train and val splits, for ImageFolder."""
     for split_name in ("train", "val"):
         split = getattr(data, split_name)
-        for index, (path, label) in enumerate(zip(split.paths, split.labels.tolist())):
+        for index, (path, label) in enumerate(zip(split.paths, split.labels.tolist(), strict=True)):
             target = folder / split_name / data.classes[label] / f"{index:05d}{Path(path).suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(Path(root, path).resolve())
@@ -67,15 +67,25 @@ def tutorial_loaders(folder: Path, image_size: int, batch_size: int, workers: in
     """The tutorial's transforms and loaders, at the course's image size."""
     normalize = transforms.Normalize(MEAN, STD)
     phases = {
-        "train": transforms.Compose([
-            transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(), normalize]),
-        "val": transforms.Compose([
-            transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.ToTensor(), normalize]),
+        "train": transforms.Compose(
+            [
+                transforms.RandomResizedCrop(image_size),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        ),
+        "val": transforms.Compose(
+            [transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.ToTensor(), normalize]
+        ),
     }
     return {
-        phase: DataLoader(datasets.ImageFolder(folder / phase, transform), batch_size=batch_size,
-                          shuffle=phase == "train", num_workers=workers)
+        phase: DataLoader(
+            datasets.ImageFolder(folder / phase, transform),
+            batch_size=batch_size,
+            shuffle=phase == "train",
+            num_workers=workers,
+        )
         for phase, transform in phases.items()
     }
 
@@ -92,7 +102,9 @@ def tutorial_model(regime: str, num_classes: int, weights: dict) -> tuple[nn.Mod
     return model, [p for p in model.parameters() if p.requires_grad]
 
 
-def tutorial_epochs(model: nn.Module, parameters, loaders: dict[str, DataLoader], epochs: int, lr: float) -> list[float]:
+def tutorial_epochs(
+    model: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader], epochs: int, lr: float
+) -> list[float]:
     """The tutorial's ``train_model``: seconds of each epoch (train phase, then val phase)."""
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9)
@@ -127,38 +139,44 @@ def trainer_seconds(regime: str, data: ProductData, weights: dict, epochs: int, 
     """Wall-clock seconds of ``fit`` for ``epochs`` epochs (cached features included)."""
     model, groups = prepare_model(regime, data.num_classes, weights=None if regime == "fresh" else weights, lr=lr)
     start = time.perf_counter()
-    fit(model, groups, data, epochs=epochs, batch_size=batch_size, device="cpu", progress=False)
+    fit(model, groups, data, TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu"), progress=False)
     return time.perf_counter() - start
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     parser.add_argument("--image-size", type=int, default=32, help="pixels (default: the experiment's 32)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the tutorial loop (default: 2, one per core)")
-    parser.add_argument("--limit", type=int, help="use only the first N train and N val photos (a busy machine)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers of the tutorial loop (default: 2, one per core)"
+    )
+    parser.add_argument(
+        "--limit", type=int, help="use at most N photos of each split, spread over the classes (a busy machine)"
+    )
     parser.add_argument("--data", type=Path, help="photos to read (default: the embedded 96 px copy)")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    warm_up()
+    warm_up(torch.device("cpu"))
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     root = args.data or EMBEDDED_ROOT
     data = load_products(root, image_size=args.image_size, progress=False)
     load_seconds = time.perf_counter() - start
-    data = limit_photos(data, args.limit)
+    data = data.subset(args.limit) if args.limit else data
     weights, weights_note = starting_weights(args.seed)
 
-    print(f"# Trainer vs tutorial loop on {device_name(resolve_device('cpu'))}, torch {torch.__version__}: "
-          f"{len(data.train)} train + {len(data.val)} val photos, {args.image_size} px, batch {args.batch_size}, "
-          f"{args.epochs} epochs, tutorial DataLoader workers {args.workers}; photos from {root}; {weights_note}\n")
+    print(
+        f"# Trainer vs tutorial loop on {device_name(resolve_device('cpu'))}, torch {torch.__version__}: "
+        f"{len(data.train)} train + {len(data.val)} val photos, {args.image_size} px, batch {args.batch_size}, "
+        f"{args.epochs} epochs, tutorial DataLoader workers {args.workers}; photos from {root}; {weights_note}\n"
+    )
     print(f"trainer: decoding the photos once into uint8 tensors took {load_seconds:.1f} s (not counted below)\n")
     print(f"| {'regime':<18} | {'tutorial s/epoch':>16} | {'trainer s/epoch':>15} | {'speed-up':>8} |")
     print(f"|{'-' * 20}|{'-' * 17}:|{'-' * 16}:|{'-' * 9}:|")
@@ -175,10 +193,14 @@ def main(argv=None) -> int:
                 else:
                     torch.manual_seed(args.seed)
                     model, parameters = tutorial_model(regime, data.num_classes, weights)
-                    per_epoch[side] = sum(tutorial_epochs(model, parameters, loaders, args.epochs, args.lr)) / args.epochs
+                    per_epoch[side] = (
+                        sum(tutorial_epochs(model, parameters, loaders, args.epochs, args.lr)) / args.epochs
+                    )
             speedup = per_epoch["tutorial"] / per_epoch["trainer"]
-            print(f"| {regime:<18} | {per_epoch['tutorial']:>16.1f} | {per_epoch['trainer']:>15.1f} | {speedup:>7.1f}x |",
-                  flush=True)
+            print(
+                f"| {regime:<18} | {per_epoch['tutorial']:>16.1f} | {per_epoch['trainer']:>15.1f} | {speedup:>7.1f}x |",
+                flush=True,
+            )
     return 0
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
+from IPython.display import Markdown
 
 from course_lib import PROJECT_ROOT
-from course_lib.train import device_name
+from course_lib.runtime import device_name
 
 RESULTS = PROJECT_ROOT / "results"
 
@@ -39,16 +40,14 @@ def fastest_seconds(function: Callable[[], object], repeats: int = 5, warmup: in
     return min(times)
 
 
-def table(rows, columns, formats=None):
+def table(rows: Iterable[Sequence], columns: Sequence[str], formats: dict[str, str] | None = None) -> Markdown:
     """A Markdown table for a notebook cell's output; ``formats`` maps a column to a format spec."""
-    from IPython.display import Markdown
-
     formats = formats or {}
 
-    def cell(column, value):
+    def cell(column: str, value: object) -> str:
         spec = formats.get(column)
         return format(value, spec) if spec else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row, strict=True)) + " |" for row in rows]
     return Markdown("\n".join(lines))

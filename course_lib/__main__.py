@@ -1,7 +1,9 @@
 """``python -m course_lib pretrain | experiment``: the project's two long-running commands.
 
-Errors a user can cause (a missing folder, a bad option value) print one short message and
-exit with status 2; anything else is a bug and keeps its traceback.
+Each command is a module with a config dataclass (its options, declared once) and a
+``run(config)``; the parser is made from the config. Errors a user can cause (a missing
+folder, a bad option value) print one short message and exit with status 2; anything else
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,30 +13,37 @@ import sys
 
 from course_lib import experiment, pretrain
 from course_lib.errors import CourseError
+from course_lib.options import add_arguments, from_args
 
 COMMANDS = {
-    "experiment": (experiment, "train fresh, finetune and feature_extraction on product photos and write a results folder"),
-    "pretrain": (pretrain, "train ResNet-18 on another dataset (CIFAR-10) to make the starting weights"),
+    "experiment": (
+        experiment.ExperimentConfig,
+        experiment.run,
+        "train fresh, finetune and feature_extraction on product photos and write a results folder",
+    ),
+    "pretrain": (
+        pretrain.PretrainConfig,
+        pretrain.run,
+        "train ResNet-18 on another dataset (CIFAR-10) to make the starting weights",
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib",
-        description="Residual networks and transfer learning on product photos.",
+        prog="python -m course_lib", description="Residual networks and transfer learning on product photos."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, summary) in COMMANDS.items():
-        sub = commands.add_parser(name, help=summary, description=summary)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+    for name, (config_class, _, summary) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=summary, description=summary), config_class)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    config_class, run, _ = COMMANDS[args.command]
     try:
-        return args.run(args)
+        return run(from_args(config_class, args))
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

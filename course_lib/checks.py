@@ -20,7 +20,8 @@ import contextlib
 import math
 import random
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +69,7 @@ def _randint(generator: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
-def _call(function: Callable, *args, **kwargs) -> Any:
+def _call(function: Callable, *args: Any, **kwargs: Any) -> Any:
     """Call the student's code; its warnings are kept off stderr (the grader counts stderr as failure)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,7 +83,7 @@ def _forbidden(what: str, names: tuple[str, ...]) -> Iterator[None]:
     saved = []
 
     def refuse(name: str) -> Callable:
-        def raiser(*args, **kwargs):
+        def raiser(*args: Any, **kwargs: Any) -> None:
             _fail(f"{what} called torch's {name}: compute it yourself, that is the exercise.")
 
         return raiser
@@ -103,7 +104,7 @@ def _forbidden_method(cls: type, name: str, what: str) -> Iterator[None]:
     """Make a library method raise while the student's code runs (the exercise is to write it)."""
     original = getattr(cls, name)
 
-    def raiser(*args, **kwargs):
+    def raiser(*args: Any, **kwargs: Any) -> None:
         _fail(f"{what} called {cls.__name__}.{name}: write it yourself, that is the exercise.")
 
     setattr(cls, name, raiser)
@@ -158,8 +159,10 @@ def check_conv_output_size(conv_output_size: Callable, trials: int = 30, seed: i
             hint = " (use integer division //)" if isinstance(result, float) else ""
             _fail(f"{call} returned {result!r} of type {type(result).__name__}, expected an int{hint}.")
         if result != expected:
-            _fail(f"{call} returned {result}, expected {expected}: "
-                  f"{_size_hint(conv_output_size, (size, kernel_size, stride, padding))}")
+            _fail(
+                f"{call} returned {result}, expected {expected}: "
+                f"{_size_hint(conv_output_size, (size, kernel_size, stride, padding))}"
+            )
     _passed(f"conv_output_size agrees with PyTorch on {trials} random cases")
 
 
@@ -169,7 +172,10 @@ SIZE_MISTAKES = (
     (lambda n, k, s, p: (n + p - k) // s + 1, "padding adds to both sides: 2 * padding"),
     (lambda n, k, s, p: (n + 2 * p - k) // s, "count the first window too (+ 1)"),
     (lambda n, k, s, p: n + 2 * p - k + 1, "check the stride: the window moves by stride positions"),
-    (lambda n, k, s, p: math.ceil((n + 2 * p - k) / s) + 1, "round down (floor): a window that does not fit is dropped"),
+    (
+        lambda n, k, s, p: math.ceil((n + 2 * p - k) / s) + 1,
+        "round down (floor): a window that does not fit is dropped",
+    ),
 )
 # Cases on which the mistakes above give different answers, so that one case that two
 # mistakes explain alike does not pick the wrong hint.
@@ -190,7 +196,9 @@ def _size_hint(conv_output_size: Callable, case: tuple[int, int, int, int]) -> s
     return "output = floor((size + 2 * padding - kernel_size) / stride) + 1."
 
 
-def _conv_inputs(generator: torch.Generator, kernel_size: tuple[int, int], bias: bool):
+def _conv_inputs(
+    generator: torch.Generator, kernel_size: tuple[int, int], bias: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     batch, channels, out_channels = _randint(generator, 1, 2), _randint(generator, 1, 3), _randint(generator, 1, 4)
     height, width = _randint(generator, 5, 8), _randint(generator, 5, 8)
     x = torch.randn(batch, channels, height, width, generator=generator)
@@ -199,8 +207,17 @@ def _conv_inputs(generator: torch.Generator, kernel_size: tuple[int, int], bias:
     return x, weight, b
 
 
-def _check_convolution(function: Callable, name: str, forbid: tuple[str, ...], stride: int, padding: int,
-                       kernel_size: tuple[int, int], bias: bool, trials: int, seed: int | None) -> None:
+def _check_convolution(
+    function: Callable,
+    name: str,
+    forbid: tuple[str, ...],
+    stride: int,
+    padding: int,
+    kernel_size: tuple[int, int],
+    bias: bool,
+    trials: int,
+    seed: int | None,
+) -> None:
     generator = _generator(seed)
     for _ in range(trials):
         x, weight, b = _conv_inputs(generator, kernel_size, bias)
@@ -216,13 +233,17 @@ def _check_convolution(function: Callable, name: str, forbid: tuple[str, ...], s
         hints.pop(tuple(expected.shape), None)
         _require_tensor(out, name, expected.shape, torch.float32, hints)
         if not _close(out, expected):
-            _fail(f"{name}: values differ from torch.nn.functional.conv2d by up to "
-                  f"{_max_error(out, expected):.3g}: {_conv_value_hint(out, x, weight, b, stride, padding)}")
+            _fail(
+                f"{name}: values differ from torch.nn.functional.conv2d by up to "
+                f"{_max_error(out, expected):.3g}: {_conv_value_hint(out, x, weight, b, stride, padding)}"
+            )
     settings = f"stride={stride}, padding={padding}, kernel {kernel_size[0]}x{kernel_size[1]}"
     _passed(f"{name} agrees with torch.nn.functional.conv2d on {trials} random inputs ({settings})")
 
 
-def _conv_value_hint(out, x, weight, b, stride, padding) -> str:
+def _conv_value_hint(
+    out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, b: torch.Tensor | None, stride: int, padding: int
+) -> str:
     if b is not None and _close(out, F.conv2d(x, weight, None, stride=stride, padding=padding)):
         return "add the bias of each output channel"
     if _close(out, F.conv2d(x, weight.flip(-1, -2), b, stride=stride, padding=padding)):
@@ -230,8 +251,15 @@ def _conv_value_hint(out, x, weight, b, stride, padding) -> str:
     return "check which input window each output value sums over, and that you sum over all input channels."
 
 
-def check_conv2d(conv2d: Callable, stride: int = 1, padding: int = 0, kernel_size: tuple[int, int] = (3, 3),
-                 bias: bool = True, trials: int = 3, seed: int | None = None) -> None:
+def check_conv2d(
+    conv2d: Callable,
+    stride: int = 1,
+    padding: int = 0,
+    kernel_size: tuple[int, int] = (3, 3),
+    bias: bool = True,
+    trials: int = 3,
+    seed: int | None = None,
+) -> None:
     """``conv2d(x, weight, bias, stride=, padding=)`` against ``torch.nn.functional.conv2d``.
 
     The function must compute the convolution itself: calling torch's conv2d or unfold fails.
@@ -239,14 +267,27 @@ def check_conv2d(conv2d: Callable, stride: int = 1, padding: int = 0, kernel_siz
     _check_convolution(conv2d, "conv2d_naive", ("conv2d", "unfold"), stride, padding, kernel_size, bias, trials, seed)
 
 
-def check_conv2d_im2col(conv2d: Callable, stride: int = 1, padding: int = 0, kernel_size: tuple[int, int] = (3, 3),
-                        bias: bool = True, trials: int = 5, seed: int | None = None) -> None:
+def check_conv2d_im2col(
+    conv2d: Callable,
+    stride: int = 1,
+    padding: int = 0,
+    kernel_size: tuple[int, int] = (3, 3),
+    bias: bool = True,
+    trials: int = 5,
+    seed: int | None = None,
+) -> None:
     """Like :func:`check_conv2d`, for the version built on the student's own ``im2col``."""
     _check_convolution(conv2d, "conv2d_im2col", ("conv2d", "unfold"), stride, padding, kernel_size, bias, trials, seed)
 
 
-def check_im2col(im2col: Callable, kernel_size: tuple[int, int] = (3, 3), stride: int = 1, padding: int = 0,
-                 trials: int = 5, seed: int | None = None) -> None:
+def check_im2col(
+    im2col: Callable,
+    kernel_size: tuple[int, int] = (3, 3),
+    stride: int = 1,
+    padding: int = 0,
+    trials: int = 5,
+    seed: int | None = None,
+) -> None:
     """``im2col(x, kernel_size, stride=, padding=)`` against ``torch.nn.functional.unfold``.
 
     Columns are the windows in row-major order; each column lists channel by channel,
@@ -258,16 +299,22 @@ def check_im2col(im2col: Callable, kernel_size: tuple[int, int] = (3, 3), stride
         expected = F.unfold(x, kernel_size, stride=stride, padding=padding)
         with _forbidden("im2col", ("conv2d", "unfold")):
             out = _call(im2col, x.clone(), kernel_size, stride=stride, padding=padding)
-        hints = {tuple(F.unfold(x, kernel_size, stride=stride).shape): "check the padding",
-                 tuple(F.unfold(x, kernel_size, padding=padding).shape): "check the stride",
-                 tuple(expected.shape[:1]) + tuple(expected.shape[:0:-1]): "rows are kernel entries, columns are windows: transpose"}
+        hints = {
+            tuple(F.unfold(x, kernel_size, stride=stride).shape): "check the padding",
+            tuple(F.unfold(x, kernel_size, padding=padding).shape): "check the stride",
+            tuple(expected.shape[:1])
+            + tuple(expected.shape[:0:-1]): "rows are kernel entries, columns are windows: transpose",
+        }
         hints.pop(tuple(expected.shape), None)
         _require_tensor(out, "im2col", expected.shape, torch.float32, hints)
         if not _close(out, expected, atol=0, rtol=0):
             same_values = _close(out.sort(dim=1).values, expected.sort(dim=1).values, atol=0, rtol=0)
-            hint = ("each column holds the right numbers in the wrong order: list channel by channel, "
-                    "then kernel row by kernel row" if same_values else
-                    "column l must hold the input window of output position l (row-major over the output)")
+            hint = (
+                "each column holds the right numbers in the wrong order: list channel by channel, "
+                "then kernel row by kernel row"
+                if same_values
+                else "column l must hold the input window of output position l (row-major over the output)"
+            )
             _fail(f"im2col: values differ from torch.nn.functional.unfold: {hint}.")
     _passed(f"im2col agrees with torch.nn.functional.unfold on {trials} random inputs")
 
@@ -286,7 +333,7 @@ def _randomise(module: nn.Module, generator: torch.Generator) -> None:
                     tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
 
 
-def _construct(cls: type, name: str, *args) -> nn.Module:
+def _construct(cls: type, name: str, *args: Any) -> nn.Module:
     try:
         module = _call(cls, *args)
     except Exception as error:  # the student's constructor: report, do not crash the check
@@ -301,8 +348,10 @@ def _load_same_weights(student: nn.Module, reference: nn.Module, name: str) -> N
     missing = sorted(set(expected) - set(actual))
     unexpected = sorted(set(actual) - set(expected))
     if missing or unexpected:
-        _fail(f"{name}: parameter names differ from the reference: missing {missing[:4]}, unexpected "
-              f"{unexpected[:4]}; name the layers as torchvision does (conv1, bn1, conv2, bn2, downsample).")
+        _fail(
+            f"{name}: parameter names differ from the reference: missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}; name the layers as torchvision does (conv1, bn1, conv2, bn2, downsample)."
+        )
     for key, value in expected.items():
         if tuple(actual[key].shape) != tuple(value.shape):
             _fail(f"{name}: {key} has shape {tuple(actual[key].shape)}, expected {tuple(value.shape)}.")
@@ -329,15 +378,20 @@ def check_basic_block(block_class: type, seed: int | None = None) -> None:
         size = _randint(generator, 6, 9)
         x = torch.randn(2, in_channels, size, size, generator=generator)
         expected_shape = (2, out_channels, (size - 1) // stride + 1, (size - 1) // stride + 1)
-        hints = {(2, out_channels, size, size): "the first convolution (and the projection) must use the stride",
-                 (2, in_channels) + expected_shape[2:]: "the block must output out_channels channels"}
+        hints = {
+            (2, out_channels, size, size): "the first convolution (and the projection) must use the stride",
+            (2, in_channels) + expected_shape[2:]: "the block must output out_channels channels",
+        }
         hints.pop(expected_shape, None)
         _require_tensor(_forward(student, x, name), name, expected_shape, torch.float32, hints)
 
         _load_same_weights(student, reference, name)
         projection = stride != 1 or in_channels != out_channels
         if projection and getattr(student, "downsample", None) is None:
-            _fail(f"{name}: the shape changes, so the shortcut needs a projection (1x1 convolution with the stride, then BatchNorm).")
+            _fail(
+                f"{name}: the shape changes, so the shortcut needs a projection (1x1 convolution with the "
+                "stride, then BatchNorm)."
+            )
         if not projection and getattr(student, "downsample", None) is not None:
             _fail(f"{name}: the shape is kept, so the shortcut must be the identity (downsample = None).")
 
@@ -349,8 +403,10 @@ def check_basic_block(block_class: type, seed: int | None = None) -> None:
             out, expected = _forward(student, x, name), reference(x.clone())
             if not _close(out, expected):
                 hint = _block_hint(student, reference, x, name)
-                _fail(f"{name} in {mode} mode: output differs from the reference block with the same weights "
-                      f"by up to {_max_error(out, expected):.3g}: {hint}")
+                _fail(
+                    f"{name} in {mode} mode: output differs from the reference block with the same weights "
+                    f"by up to {_max_error(out, expected):.3g}: {hint}"
+                )
         if sum(p.numel() for p in student.parameters()) != sum(p.numel() for p in reference.parameters()):
             _fail(f"{name}: the block has extra parameters; use bias=False in convolutions followed by BatchNorm.")
     _check_zeroed_residual(block_class, generator)
@@ -396,8 +452,10 @@ def _check_zeroed_residual(block_class: type, generator: torch.Generator, channe
     out = _forward(student, x, name)
     _require_tensor(out, name, tuple(x.shape), torch.float32)
     if not _close(out, torch.relu(x), atol=1e-6, rtol=0):
-        _fail(f"{name} with its residual branch zeroed (bn2 weight and bias = 0) is not relu(x): "
-              "the identity shortcut must add x itself, unchanged.")
+        _fail(
+            f"{name} with its residual branch zeroed (bn2 weight and bias = 0) is not relu(x): "
+            "the identity shortcut must add x itself, unchanged."
+        )
 
 
 def check_resnet18(resnet_class: type, seed: int | None = None) -> None:
@@ -408,15 +466,16 @@ def check_resnet18(resnet_class: type, seed: int | None = None) -> None:
     student = _construct(resnet_class, "ResNet18", 1000)
     count = sum(p.numel() for p in student.parameters())
     if count != RESNET18_PARAMETERS:
-        _fail(f"ResNet18(1000) has {count:,} parameters, expected {RESNET18_PARAMETERS:,}: "
-              f"{_count_hint(count)}")
+        _fail(f"ResNet18(1000) has {count:,} parameters, expected {RESNET18_PARAMETERS:,}: {_count_hint(count)}")
     reference = torchvision.models.resnet18(weights=None, num_classes=1000)
     _randomise(reference, generator)
     expected_keys, actual_keys = set(reference.state_dict()), set(student.state_dict())
     missing, unexpected = sorted(expected_keys - actual_keys), sorted(actual_keys - expected_keys)
     if missing or unexpected:
-        _fail(f"torchvision's resnet18 state_dict does not load: missing {missing[:4]}, unexpected "
-              f"{unexpected[:4]}; name the stages layer1..layer4 and the head fc.")
+        _fail(
+            f"torchvision's resnet18 state_dict does not load: missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}; name the stages layer1..layer4 and the head fc."
+        )
     try:
         student.load_state_dict(reference.state_dict(), strict=True)
     except RuntimeError as error:
@@ -429,12 +488,15 @@ def check_resnet18(resnet_class: type, seed: int | None = None) -> None:
     with torch.no_grad():
         expected = reference(x)
     if not _close(out, expected, atol=1e-3, rtol=1e-3):
-        _fail(f"ResNet18 output differs from torchvision's resnet18 with the same weights by up to "
-              f"{_max_error(out, expected):.3g}: check the stem (7x7 stride-2 convolution, BatchNorm, ReLU, "
-              f"3x3 stride-2 max pooling), the stride of each stage, and the average pooling before fc.")
+        _fail(
+            f"ResNet18 output differs from torchvision's resnet18 with the same weights by up to "
+            f"{_max_error(out, expected):.3g}: check the stem (7x7 stride-2 convolution, BatchNorm, ReLU, "
+            f"3x3 stride-2 max pooling), the stride of each stage, and the average pooling before fc."
+        )
     small = _construct(resnet_class, "ResNet18", 3)
-    _require_tensor(_forward(small.eval(), x[:, :, :32, :32], "ResNet18(3)"), "ResNet18(3) on 32x32 images",
-                    (2, 3), torch.float32)
+    _require_tensor(
+        _forward(small.eval(), x[:, :, :32, :32], "ResNet18(3)"), "ResNet18(3) on 32x32 images", (2, 3), torch.float32
+    )
     _passed("ResNet18 has 11,689,512 parameters and matches torchvision's resnet18")
 
 
@@ -444,7 +506,9 @@ def _count_hint(count: int) -> str:
         return "check the stages."
     if difference < 0:
         return f"{-difference:,} missing: two blocks per stage, and a projection where the shape changes."
-    return f"{difference:,} too many: convolutions followed by BatchNorm have no bias; one projection per stage at most."
+    return (
+        f"{difference:,} too many: convolutions followed by BatchNorm have no bias; one projection per stage at most."
+    )
 
 
 # ---------------------------------------------------------------- regimes and experiment
@@ -459,7 +523,10 @@ def _pretrained_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
 
 
 def _group_summary(groups: list) -> list[tuple[str, float, int]]:
-    return [(group.get("name"), float(group.get("lr", math.nan)), sum(p.numel() for p in group["params"])) for group in groups]
+    return [
+        (group.get("name"), float(group.get("lr", math.nan)), sum(p.numel() for p in group["params"]))
+        for group in groups
+    ]
 
 
 def _backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -477,15 +544,17 @@ def _train_step(model: nn.Module, groups: list, generator: torch.Generator, num_
     optimizer.step()
 
 
-def check_prepare_model(prepare_model: Callable, regimes: tuple[str, ...] | None = None, lr: float = 0.01,
-                        seed: int | None = None) -> None:
+def check_prepare_model(
+    prepare_model: Callable, regimes: tuple[str, ...] | None = None, lr: float = 0.01, seed: int | None = None
+) -> None:
     """``prepare_model(regime, num_classes, weights, lr)`` against ``course_lib.regimes.prepare_model``.
 
     Compares the trainable parameters, the parameter groups (names, learning rates, sizes),
     the loaded weights, and what one training step changes: a frozen backbone, BatchNorm
     running statistics included, must stay exactly as loaded.
     """
-    from course_lib import REGIMES, regimes as library
+    from course_lib import REGIMES
+    from course_lib import regimes as library
     from course_lib.models import ResNet18
 
     generator = _generator(seed)
@@ -508,21 +577,27 @@ def check_prepare_model(prepare_model: Callable, regimes: tuple[str, ...] | None
             _fail(f"{call}: param_groups must be a list of dicts with 'params', 'lr' and 'name'.")
         expected_model, expected_groups = library.prepare_model(regime, num_classes, weights, lr=lr)
         if tuple(model.fc.weight.shape) != (num_classes, 512):
-            _fail(f"{call}: the head has shape {tuple(model.fc.weight.shape)}, expected ({num_classes}, 512): replace fc.")
+            _fail(
+                f"{call}: the head has shape {tuple(model.fc.weight.shape)}, expected ({num_classes}, 512): replace fc."
+            )
         trainable = library.count_trainable(model)
         expected_trainable = library.count_trainable(expected_model)
         if trainable != expected_trainable:
-            _fail(f"{call}: {trainable:,} trainable parameters, expected {expected_trainable:,}: "
-                  f"{'freeze everything but the head fc' if regime == 'feature_extraction' else 'every parameter trains'}.")
+            what = "freeze everything but the head fc" if regime == "feature_extraction" else "every parameter trains"
+            _fail(f"{call}: {trainable:,} trainable parameters, expected {expected_trainable:,}: {what}.")
         own = {id(p) for p in model.parameters()}
         listed = [p for g in groups for p in g["params"]]
         if any(id(p) not in own for p in listed):
             _fail(f"{call}: the parameter groups hold tensors that are not the model's parameters.")
-        if {id(p) for p in listed} != {id(p) for p in model.parameters() if p.requires_grad} or len(listed) != len(set(map(id, listed))):
+        if {id(p) for p in listed} != {id(p) for p in model.parameters() if p.requires_grad} or len(listed) != len(
+            set(map(id, listed))
+        ):
             _fail(f"{call}: the parameter groups must hold each trainable parameter exactly once, and no frozen one.")
         if _group_summary(groups) != _group_summary(expected_groups):
-            _fail(f"{call}: parameter groups (name, lr, size) are {_group_summary(groups)}, expected "
-                  f"{_group_summary(expected_groups)}.")
+            _fail(
+                f"{call}: parameter groups (name, lr, size) are {_group_summary(groups)}, expected "
+                f"{_group_summary(expected_groups)}."
+            )
         if weights is not None:
             loaded = model.state_dict()
             wrong = [k for k in state if not k.startswith("fc.") and not torch.equal(loaded[k], state[k])]
@@ -532,7 +607,9 @@ def check_prepare_model(prepare_model: Callable, regimes: tuple[str, ...] | None
     _passed(f"prepare_model agrees with course_lib.regimes for {', '.join(regimes or REGIMES)}")
 
 
-def _check_training_step(model, groups, regime: str, call: str, generator, num_classes: int) -> None:
+def _check_training_step(
+    model: nn.Module, groups: list, regime: str, call: str, generator: torch.Generator, num_classes: int
+) -> None:
     before = _backbone_state(model)
     head_before = model.fc.weight.detach().clone()
     _train_step(model, groups, generator, num_classes)
@@ -543,8 +620,10 @@ def _check_training_step(model, groups, regime: str, call: str, generator, num_c
     if regime == "feature_extraction" and changed:
         stats = [k for k in changed if "running_" in k or "num_batches" in k]
         if stats and len(stats) == len(changed):
-            _fail(f"{call}: a training step changed BatchNorm running statistics ({stats[0]}): requires_grad=False "
-                  f"does not stop them; the frozen backbone must stay in eval mode, also after model.train().")
+            _fail(
+                f"{call}: a training step changed BatchNorm running statistics ({stats[0]}): requires_grad=False "
+                f"does not stop them; the frozen backbone must stay in eval mode, also after model.train()."
+            )
         _fail(f"{call}: a training step changed the frozen backbone ({changed[0]}).")
     if regime != "feature_extraction" and not any(k.endswith("weight") for k in changed):
         _fail(f"{call}: a training step left the backbone unchanged: under {regime} it trains.")
@@ -552,7 +631,7 @@ def _check_training_step(model, groups, regime: str, call: str, generator, num_c
 
 def check_time_to_target(time_to_target: Callable, trials: int = 20, seed: int | None = None) -> None:
     """``time_to_target(val_accuracy, cumulative_seconds, target)`` against ``History.time_to``."""
-    from course_lib.train import EpochRecord, History
+    from course_lib.history import EpochRecord, History
 
     generator = _generator(seed)
     for _ in range(trials):
@@ -560,18 +639,21 @@ def check_time_to_target(time_to_target: Callable, trials: int = 20, seed: int |
         accuracies = [round(float(a), 2) for a in torch.rand(epochs, generator=generator)]
         seconds = [round(float(s), 3) for s in torch.rand(epochs, generator=generator).cumsum(0) * 10]
         target = accuracies[_randint(generator, 0, epochs - 1)] if _randint(generator, 0, 3) else 1.5
-        history = History(records=[_record(EpochRecord, a, s) for a, s in zip(accuracies, seconds)])
+        history = History(records=[_record(EpochRecord, a, s) for a, s in zip(accuracies, seconds, strict=True)])
         expected = history.time_to(target)
         result = _call(time_to_target, list(accuracies), list(seconds), target)
         call = f"time_to_target({accuracies}, {seconds}, {target})"
         if expected is None and result is not None:
             _fail(f"{call} returned {result!r}, expected None: the target was never reached.")
         if expected is not None and (type(result) is not float or result != expected):
-            _fail(f"{call} returned {result!r}, expected {expected!r}: the time of the first epoch at or above the target.")
+            _fail(
+                f"{call} returned {result!r}, expected {expected!r}: the time of the first epoch at or above "
+                "the target."
+            )
     _passed(f"time_to_target agrees with History.time_to on {trials} random histories")
 
 
-def _record(record_class, accuracy: float, seconds: float):
+def _record(record_class: type, accuracy: float, seconds: float) -> Any:
     """An EpochRecord with the two fields that matter here; the others are placeholders."""
     import dataclasses
 
@@ -582,7 +664,7 @@ def _record(record_class, accuracy: float, seconds: float):
 
 def check_history(history: Any, epochs: int, name: str = "history") -> None:
     """A History returned by ``course_lib.train.fit``: one record per epoch, sane values."""
-    from course_lib.train import History
+    from course_lib.history import History
 
     if type(history) is not History:
         _fail(f"{name} is a {type(history).__name__}; keep the History that train.fit returned.")

@@ -17,7 +17,8 @@ MAC is one ``a * b`` added to a sum, so a layer's FLOPs are about twice its MACs
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +43,7 @@ def _pair(value: IntOrPair) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def conv_output_size(
-    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
-) -> int:
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """Output length along one axis: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1.
 
     A dilated kernel spans ``dilation * (kernel_size - 1) + 1`` input positions; the
@@ -58,26 +57,22 @@ def conv_output_size(
         )
     span = dilation * (kernel_size - 1) + 1
     if size + 2 * padding < span:
-        raise CourseError(
-            f"The kernel spans {span} positions but the padded input has only {size + 2 * padding}."
-        )
+        raise CourseError(f"The kernel spans {span} positions but the padded input has only {size + 2 * padding}.")
     return (size + 2 * padding - span) // stride + 1
 
 
-def _output_hw(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> tuple[int, int]:
+def _output_hw(
+    x: torch.Tensor, weight: torch.Tensor, stride: IntOrPair, padding: IntOrPair, dilation: IntOrPair
+) -> tuple[int, int]:
     if x.dim() != 4 or weight.dim() != 4:
         raise CourseError(
             f"Expected x of shape (N, C, H, W) and weight of shape (C_out, C, kH, kW); "
             f"got {tuple(x.shape)} and {tuple(weight.shape)}."
         )
     if x.shape[1] != weight.shape[1]:
-        raise CourseError(
-            f"x has {x.shape[1]} channels but the weight expects {weight.shape[1]}."
-        )
+        raise CourseError(f"x has {x.shape[1]} channels but the weight expects {weight.shape[1]}.")
     return tuple(
-        conv_output_size(
-            x.shape[2 + axis], weight.shape[2 + axis], stride[axis], padding[axis], dilation[axis]
-        )
+        conv_output_size(x.shape[2 + axis], weight.shape[2 + axis], stride[axis], padding[axis], dilation[axis])
         for axis in range(2)
     )
 
@@ -171,8 +166,7 @@ def conv_cost(
     kernel, size = _pair(kernel_size), _pair(input_size)
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     out_size = tuple(
-        conv_output_size(size[axis], kernel[axis], stride[axis], padding[axis], dilation[axis])
-        for axis in range(2)
+        conv_output_size(size[axis], kernel[axis], stride[axis], padding[axis], dilation[axis]) for axis in range(2)
     )
     per_output = (in_channels // groups) * kernel[0] * kernel[1]
     params = out_channels * per_output + (out_channels if bias else 0)
@@ -208,21 +202,20 @@ def layer_costs(model: nn.Module, input_shape: Sequence[int]) -> list[LayerCost]
     rows: list[LayerCost] = []
     counted: set[int] = set()
 
-    def record(name: str):
+    def record(name: str) -> Callable[[nn.Module, tuple, torch.Tensor], None]:
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             params = 0 if id(module) in counted else sum(p.numel() for p in module.parameters())
             counted.add(id(module))
             rows.append(
-                LayerCost(name, type(module).__name__, tuple(output.shape[1:]), params,
-                          _macs(module, inputs[0], output))
+                LayerCost(
+                    name, type(module).__name__, tuple(output.shape[1:]), params, _macs(module, inputs[0], output)
+                )
             )
 
         return hook
 
     handles = [
-        module.register_forward_hook(record(name))
-        for name, module in model.named_modules()
-        if _gets_a_row(module)
+        module.register_forward_hook(record(name)) for name, module in model.named_modules() if _gets_a_row(module)
     ]
     was_training = model.training
     parameter = next(model.parameters(), None)

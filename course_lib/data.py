@@ -31,11 +31,12 @@ import os
 import random
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
@@ -54,8 +55,16 @@ SUPER_CLASSES = ("Fruit", "Packages", "Vegetables")
 EMBEDDED_ROOT = PROJECT_ROOT / "data" / "grocery-store"
 HOLDOUT_FRACTION = 0.15
 MANIFEST_FIELDS = [
-    "split", "official_split", "path",
-    "super", "super_name", "coarse", "coarse_name", "fine", "fine_name", "sha256",
+    "split",
+    "official_split",
+    "path",
+    "super",
+    "super_name",
+    "coarse",
+    "coarse_name",
+    "fine",
+    "fine_name",
+    "sha256",
 ]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -79,8 +88,28 @@ class Split:
     def device(self) -> torch.device:
         return self.images.device
 
-    def to(self, device) -> "Split":
+    def to(self, device: str | torch.device) -> Split:
         return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
+    def subset(self, count: int) -> Split:
+        """At most ``count`` photos, spread evenly over the split sorted by class (see
+        :func:`spread_indices`), in their original order: quick trials, learning-curve subsets."""
+        if len(self) <= count:
+            return self
+        keep = torch.tensor(sorted(spread_indices(self.labels, count)))
+        return Split(self.images[keep], self.labels[keep], [self.paths[i] for i in keep.tolist()])
+
+
+def spread_indices(labels: torch.Tensor, count: int) -> list[int]:
+    """``count`` indices spread evenly over the photos sorted by class, so that every class
+    shows up when there are at most ``count`` classes, and classes keep their proportions;
+    the same photos on every call."""
+    order = torch.argsort(labels.cpu(), stable=True)
+    count = min(count, len(order))
+    if count == 0:
+        return []
+    picks = np.linspace(0, len(order) - 1, count).round().astype(int)
+    return [int(order[i]) for i in picks]
 
 
 @dataclass
@@ -111,8 +140,12 @@ class ProductData:
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
 
-    def to(self, device) -> "ProductData":
+    def to(self, device: str | torch.device) -> ProductData:
         return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
+
+    def subset(self, count: int) -> ProductData:
+        """At most ``count`` photos of each split, spread over the classes (``Split.subset``)."""
+        return replace(self, train=self.train.subset(count), val=self.val.subset(count), test=self.test.subset(count))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +256,9 @@ def read_official_lists(root: Path) -> list[dict]:
     """
     folder = _original_dataset_dir(Path(root))
     if folder is None:
-        raise DataError(f"{root} holds no dataset/train.txt and dataset/classes.csv; pass the Grocery Store Dataset folder.")
+        raise DataError(
+            f"{root} holds no dataset/train.txt and dataset/classes.csv; pass the Grocery Store Dataset folder."
+        )
     fine_names, coarse_names = {}, {}
     with open(folder / "classes.csv", newline="") as f:
         for row in list(csv.reader(f))[1:]:
@@ -238,12 +273,18 @@ def read_official_lists(root: Path) -> list[dict]:
             super_name = path.split("/")[1]
             if super_name not in SUPER_CLASSES:
                 raise DataError(f"{folder / f'{split}.txt'}: {path} is not under one of {', '.join(SUPER_CLASSES)}.")
-            records.append({
-                "official_split": split, "path": path,
-                "super": SUPER_CLASSES.index(super_name), "super_name": super_name,
-                "coarse": int(coarse), "coarse_name": coarse_names[int(coarse)],
-                "fine": int(fine), "fine_name": fine_names[int(fine)],
-            })
+            records.append(
+                {
+                    "official_split": split,
+                    "path": path,
+                    "super": SUPER_CLASSES.index(super_name),
+                    "super_name": super_name,
+                    "coarse": int(coarse),
+                    "coarse_name": coarse_names[int(coarse)],
+                    "fine": int(fine),
+                    "fine_name": fine_names[int(fine)],
+                }
+            )
     return records
 
 
@@ -285,7 +326,10 @@ def read_manifest(root: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     missing = set(MANIFEST_FIELDS) - set(rows[0] if rows else {})
     if missing:
-        raise DataError(f"{root / 'manifest.csv'} lacks the columns {', '.join(sorted(missing))}; rebuild it with scripts/build_dataset.py.")
+        raise DataError(
+            f"{root / 'manifest.csv'} lacks the columns {', '.join(sorted(missing))}; rebuild it with "
+            "scripts/build_dataset.py."
+        )
     absent = [r["path"] for r in rows if not (root / r["path"]).is_file()]
     if absent:
         raise DataError(
@@ -318,7 +362,7 @@ def _from_manifest(root: Path, task: str, verify: bool) -> tuple[list[tuple], li
 def _from_original(folder: Path, task: str) -> tuple[list[tuple], list[str]]:
     records = read_official_lists(folder)
     splits = grocery_splits(records)
-    items = [(split, r["path"], r[task]) for r, split in zip(records, splits)]
+    items = [(split, r["path"], r[task]) for r, split in zip(records, splits, strict=True)]
     return items, _class_names(records, task)
 
 
@@ -343,13 +387,16 @@ def _scan_class_folders(folder: Path, root: Path, ignored: list[str]) -> dict[st
             (images if path.suffix.lower() in IMAGE_SUFFIXES else ignored).append(relative)
         if not images:
             raise DataError(
-                f"The class folder {entry} holds no images (.jpg, .png, ...); add photos of that class or remove the folder."
+                f"The class folder {entry} holds no images (.jpg, .png, ...); add photos of that class or "
+                "remove the folder."
             )
         photos[entry.name] = images
     return photos
 
 
-def _stratified_split(photos: dict[str, list[str]], fractions: dict[str, float], seed: int) -> dict[str, dict[str, list[str]]]:
+def _stratified_split(
+    photos: dict[str, list[str]], fractions: dict[str, float], seed: int
+) -> dict[str, dict[str, list[str]]]:
     """Split each class at random with a fixed seed: at least one photo per class in each split."""
     out = {"train": {}, **{name: {} for name in fractions}}
     for name, paths in photos.items():
@@ -368,7 +415,9 @@ def _stratified_split(photos: dict[str, list[str]], fractions: dict[str, float],
     return out
 
 
-def _from_folder(root: Path, val_fraction: float, test_fraction: float, seed: int, ignored: list[str]) -> tuple[list[tuple], list[str], str]:
+def _from_folder(
+    root: Path, val_fraction: float, test_fraction: float, seed: int, ignored: list[str]
+) -> tuple[list[tuple], list[str], str]:
     """Photos in ``root/<class>/`` or ``root/{train,val,test}/<class>/``."""
     subfolders = {p.name for p in root.iterdir() if p.is_dir() and not _is_hidden(p)}
     if subfolders & set(SPLITS):
@@ -376,7 +425,8 @@ def _from_folder(root: Path, val_fraction: float, test_fraction: float, seed: in
         if others:
             raise DataError(
                 f"{root} mixes split folders ({', '.join(sorted(subfolders & set(SPLITS)))}) with other folders "
-                f"({', '.join(sorted(others))}); use either {root}/<class>/ or {root}/train/<class>/ (val/ and test/ optional)."
+                f"({', '.join(sorted(others))}); use either {root}/<class>/ or {root}/train/<class>/ (val/ "
+                "and test/ optional)."
             )
         if "train" not in subfolders:
             raise DataError(
@@ -391,10 +441,12 @@ def _from_folder(root: Path, val_fraction: float, test_fraction: float, seed: in
         if len({frozenset(n) for n in names.values()}) > 1:
             differences = "; ".join(
                 f"{split} lacks {', '.join(sorted(set().union(*names.values()) - n))}"
-                for split, n in names.items() if set().union(*names.values()) - n
+                for split, n in names.items()
+                if set().union(*names.values()) - n
             )
             raise DataError(
-                f"The splits in {root} have different classes ({differences}); every split needs the same class folders."
+                f"The splits in {root} have different classes ({differences}); every split needs the same "
+                "class folders."
             )
         fractions = {s: f for s, f in (("val", val_fraction), ("test", test_fraction)) if s not in given}
         by_split = {**given, **_stratified_split(given["train"], fractions, seed)} if fractions else given
@@ -402,7 +454,8 @@ def _from_folder(root: Path, val_fraction: float, test_fraction: float, seed: in
     else:
         photos = _scan_class_folders(root, root, ignored)
         by_split = _stratified_split(photos, {"val": val_fraction, "test": test_fraction}, seed)
-        how = f"stratified split {1 - val_fraction - test_fraction:.0%} / {val_fraction:.0%} / {test_fraction:.0%}, seed {seed}"
+        train_fraction = 1 - val_fraction - test_fraction
+        how = f"stratified split {train_fraction:.0%} / {val_fraction:.0%} / {test_fraction:.0%}, seed {seed}"
     classes = sorted(by_split["train"])
     if not classes:
         raise DataError(f"{root} has no class folders; put photos in {root}/<class name>/ (one folder per class).")
@@ -454,7 +507,9 @@ def _try_decode(path: Path, size: int) -> tuple[torch.Tensor | None, bool, str]:
         return None, False, str(error) or type(error).__name__
 
 
-def _decode_all(root: Path, items: list[tuple], size: int, skip_corrupt: bool, progress: bool) -> tuple[dict, list, list]:
+def _decode_all(
+    root: Path, items: list[tuple], size: int, skip_corrupt: bool, progress: bool
+) -> tuple[dict, list, list]:
     """Decode every photo (Pillow releases the GIL, so a few threads help) into one uint8 tensor per split."""
     images = torch.empty(len(items), 3, size, size, dtype=torch.uint8)
     kept, skipped, converted = [], [], []
@@ -462,14 +517,15 @@ def _decode_all(root: Path, items: list[tuple], size: int, skip_corrupt: bool, p
     with ThreadPoolExecutor(workers) as pool:
         decoded = pool.map(lambda item: _try_decode(root / item[1], size), items)
         for (split, path, label), (image, was_converted, error) in tqdm(
-            zip(items, decoded), total=len(items), desc="decoding photos", unit="img", disable=not progress
+            zip(items, decoded, strict=True), total=len(items), desc="decoding photos", unit="img", disable=not progress
         ):
             if image is None:
                 if not skip_corrupt:
                     pool.shutdown(cancel_futures=True)
                     raise DataError(
                         f"Cannot read the image {root / path} ({error}). Replace or remove the file, or pass "
-                        "skip_corrupt=True to leave unreadable images out (they are listed in ProductData.skipped_files)."
+                        "skip_corrupt=True to leave unreadable images out (they are listed in "
+                        "ProductData.skipped_files)."
                     )
                 skipped.append(path)
                 continue
@@ -495,7 +551,8 @@ def _check_splits(splits: dict[str, Split], classes: list[str], root: Path) -> N
     missing = sorted(set(range(len(classes))) - set(splits["train"].labels.tolist()))
     if missing:
         raise DataError(
-            f"No readable training photos for the class(es) {', '.join(classes[i] for i in missing)} in {root}; add photos."
+            f"No readable training photos for the class(es) {', '.join(classes[i] for i in missing)} in "
+            f"{root}; add photos."
         )
 
 
@@ -526,7 +583,10 @@ def load_products(
     if not isinstance(image_size, int) or image_size < 8:
         raise DataError(f"image_size must be a whole number of pixels, at least 8; got {image_size!r}.")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError(f"val_fraction and test_fraction must be between 0 and 1 with a sum below 1; got {val_fraction} and {test_fraction}.")
+        raise DataError(
+            f"val_fraction and test_fraction must be between 0 and 1 with a sum below 1; got {val_fraction} "
+            f"and {test_fraction}."
+        )
     root = EMBEDDED_ROOT if root is None else Path(root).expanduser()
     if not root.is_dir():
         hint = "restore data/grocery-store (git checkout data/)" if root == EMBEDDED_ROOT else "check the path"
@@ -538,15 +598,24 @@ def load_products(
         source = f"Grocery Store Dataset copy in {root} (manifest.csv, validation = official val + 15 % hold-out)"
     elif original is not None:
         if verify:
-            raise DataError(f"{root} has no manifest.csv to verify against; verify=True works on copies made by scripts/build_dataset.py.")
+            raise DataError(
+                f"{root} has no manifest.csv to verify against; verify=True works on copies made by "
+                "scripts/build_dataset.py."
+            )
         items, classes = _from_original(original, task)
         root = original
         source = f"Grocery Store Dataset in {root} (official lists, validation = official val + 15 % hold-out)"
     else:
         if task != "super":
-            raise DataError(f"The task {task!r} needs the Grocery Store Dataset; a folder of photos has one level of classes, so leave task at 'super'.")
+            raise DataError(
+                f"The task {task!r} needs the Grocery Store Dataset; a folder of photos has one level of "
+                "classes, so leave task at 'super'."
+            )
         if verify:
-            raise DataError(f"{root} has no manifest.csv to verify against; verify=True works on copies made by scripts/build_dataset.py.")
+            raise DataError(
+                f"{root} has no manifest.csv to verify against; verify=True works on copies made by "
+                "scripts/build_dataset.py."
+            )
         items, classes, how = _from_folder(root, val_fraction, test_fraction, seed, ignored)
         source = f"folder of photos {root} ({how})"
     if progress is None:
@@ -554,7 +623,14 @@ def load_products(
     splits, skipped, converted = _decode_all(root, items, image_size, skip_corrupt, progress)
     _check_splits(splits, classes, root)
     data = ProductData(
-        **splits, classes=classes, task=task, image_size=image_size, source=source, root=str(root),
-        skipped_files=skipped, ignored_files=ignored, converted_files=converted,
+        **splits,
+        classes=classes,
+        task=task,
+        image_size=image_size,
+        source=source,
+        root=str(root),
+        skipped_files=skipped,
+        ignored_files=ignored,
+        converted_files=converted,
     )
     return data.to(device)

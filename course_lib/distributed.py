@@ -12,7 +12,7 @@ How a run on N processes equals the run on one:
   and trains on its slice of it (:meth:`Context.shard`);
 - BatchNorm uses the statistics of the global batch (``torch.nn.SyncBatchNorm`` on
   GPUs, :class:`AllReduceBatchNorm2d` on CPUs, where SyncBatchNorm does not run);
-- the loss of a slice is scaled (:meth:`Context.loss`) so that DDP's average of the
+- the loss of a slice is scaled (:meth:`Context.scale_loss`) so that DDP's average of the
   gradients is the gradient of the mean loss over the global batch, also when the
   last batch does not split evenly;
 - training metrics are summed over ranks (:meth:`Context.sum`); only rank 0 writes
@@ -27,10 +27,10 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -89,20 +89,18 @@ class Context:
             return tensors
         return tuple(torch.tensor_split(t, self.world_size)[self.rank] for t in tensors)
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, global_size: int) -> torch.Tensor:
-        """Cross-entropy of this rank's slice, scaled for DDP.
+    def scale_loss(self, loss: torch.Tensor, local_size: int, global_size: int) -> torch.Tensor:
+        """The mean loss of this rank's slice, scaled for DDP.
 
-        DDP averages gradients over ranks; summing the slice's losses and multiplying by
-        ``world_size / global_size`` makes that average the gradient of the mean loss
-        over the whole global batch. Single process: ``F.cross_entropy(logits, labels)``.
+        DDP averages gradients over ranks; multiplying the slice's mean loss by
+        ``local_size * world_size / global_size`` makes that average the gradient of the mean
+        loss over the whole global batch, also when the last batch does not split evenly.
+        The loss itself (its criterion, label smoothing) is the trainer's. Single process:
+        ``loss`` unchanged.
         """
         if not self.enabled:
-            return F.cross_entropy(logits, labels)
-        return F.cross_entropy(logits, labels, reduction="sum") * (self.world_size / global_size)
-
-    def loss_sum(self, loss: torch.Tensor, global_size: int) -> torch.Tensor:
-        """The summed (unscaled) loss of this rank's slice, from the value :meth:`loss` returned."""
-        return loss.detach().float() * (global_size / self.world_size)
+            return loss
+        return loss * (local_size * self.world_size / global_size)
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum of ``tensor`` over all ranks (a metric: no gradient flows)."""
@@ -163,13 +161,13 @@ class _SumOverRanks(torch.autograd.Function):
     """Sum a tensor over all ranks; the gradient of each rank's input is the sum of the output gradients."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.clone()
         dist.all_reduce(tensor)
         return tensor
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad

@@ -19,30 +19,27 @@ within 15 minutes on two idle CPU cores; on a GPU the same command takes seconds
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shlex
 import statistics
-import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
-import torch.nn.functional as F
-
-from course_lib import PROJECT_ROOT, REGIMES, plots
-from course_lib import distributed
+from course_lib import PROJECT_ROOT, REGIMES, TARGET_ACCURACY, distributed, plots
 from course_lib.data import TASKS, ProductData, load_products
 from course_lib.errors import CourseError
-from course_lib.models import ResNet18
+from course_lib.evaluation import Predictions, predict
+from course_lib.history import History
+from course_lib.options import option, per_key, to_argv, whole_number
 from course_lib.regimes import count_trainable, prepare_model
-from course_lib.train import History, Predictions, device_name, fit, predict, resolve_device, seed_everything
-from course_lib.weights import resolve
+from course_lib.runtime import PRECISIONS, device_name, provenance, resolve_device, seed_everything, warm_up
+from course_lib.train import TrainConfig, fit
+from course_lib.weights import DEFAULT_CHECKPOINT, Checkpoint, resolve
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "RegimeRun", "add_arguments", "run", "run_experiment"]
+__all__ = ["DEFAULT_EPOCHS", "DEFAULT_LR", "ExperimentConfig", "RegimeRun", "run", "run_experiment"]
 
 # 32 px, the resolution the shipped CIFAR-10 weights were trained at. Their frozen BatchNorm
 # statistics fit 32 px inputs; at 64 px the same photos give layer4 activations about 200
@@ -59,7 +56,103 @@ DEFAULT_EPOCHS = {"fresh": 8, "finetune": 8, "feature_extraction": 30}
 # One peak learning rate for every regime, so that the regimes differ only in what they start
 # from and what they train (finetune's backbone gets regimes.BACKBONE_LR_FACTOR of it).
 DEFAULT_LR = {"fresh": 0.05, "finetune": 0.05, "feature_extraction": 0.05}
-DEFAULT_BATCH_SIZE = 64
+
+
+def _per_regime_text(values: dict) -> str:
+    return ",".join(f"{regime}={value}" for regime, value in values.items())
+
+
+@dataclass
+class ExperimentConfig:
+    """The options of ``python -m course_lib experiment``, each declared once, here."""
+
+    regimes: list[str] = option(
+        list(REGIMES), "regimes to train, space or comma separated", many=True, metavar="REGIME"
+    )
+    task: str = option("super", "label level: super (3 classes), coarse or fine", choices=TASKS)
+    epochs: dict[str, int] = option(
+        DEFAULT_EPOCHS,
+        "epochs for every regime, or per regime as fresh=8,finetune=8",
+        parse=per_key("--epochs", REGIMES, int, DEFAULT_EPOCHS),
+        show=_per_regime_text,
+        metavar="N|REGIME=N,...",
+    )
+    lr: dict[str, float] = option(
+        DEFAULT_LR,
+        "head learning rate, one or per regime",
+        parse=per_key("--lr", REGIMES, float, DEFAULT_LR),
+        show=_per_regime_text,
+        metavar="LR|REGIME=LR,...",
+    )
+    image_size: int = option(DEFAULT_IMAGE_SIZE, "pixels per side (the resolution of the shipped weights)")
+    batch_size: int = option(64, "photos per SGD step")
+    data: str | None = option(
+        None,
+        "dataset folder: the full Grocery Store Dataset or any root/<class>/*.jpg",
+        metavar="PATH",
+        default_text="the embedded copy in data/grocery-store",
+    )
+    weights: str | None = option(
+        None,
+        "starting weights for finetune and feature_extraction: a checkpoint file or imagenet",
+        metavar="PATH|imagenet",
+        default_text=f"the shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(PROJECT_ROOT)}",
+    )
+    seeds: list[int] = option(
+        [0], "one run per seed; several give mean ± std", many=True, parse=whole_number("--seeds"), metavar="SEED"
+    )
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    precision: str = option(
+        "auto", "auto: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 elsewhere", choices=PRECISIONS
+    )
+    target: float = option(TARGET_ACCURACY, "validation accuracy to time, a fraction")
+    out: str = option("results/experiment", "results folder")
+    runs: str | None = option(None, "checkpoint folder", default_text="runs/<name of --out>")
+    resume: bool = option(False, "continue interrupted runs from their checkpoints")
+    augment: bool = option(True, "train on the photos as stored, without augmentation")
+    feature_cache: bool = option(True, "feature_extraction runs every photo through the frozen backbone each epoch")
+    skip_corrupt: bool = option(False, "skip unreadable photos (they are counted in the summary) instead of stopping")
+    limit: int | None = option(
+        None,
+        "use at most N photos of each split, spread over the classes (quick trials)",
+        parse=whole_number("--limit", minimum=1),
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.regimes if r not in REGIMES]
+        if unknown or not self.regimes:
+            raise CourseError(f"Unknown regime {', '.join(unknown) or '(none)'}; choose from {', '.join(REGIMES)}.")
+        self.regimes = list(dict.fromkeys(self.regimes))
+        self.seeds = list(dict.fromkeys(self.seeds))
+        if not 0 < self.target <= 1:
+            raise CourseError(f"--target is a fraction of right answers in (0, 1], e.g. 0.9; got {self.target}.")
+        if self.image_size < 32:
+            raise CourseError(f"--image-size must be at least 32 pixels for ResNet-18; got {self.image_size}.")
+        if self.batch_size < 1:
+            raise CourseError(f"--batch-size must be at least 1; got {self.batch_size}.")
+        if self.data is not None and not Path(self.data).expanduser().is_dir():
+            raise CourseError(
+                f"--data {self.data}: no such folder. Give the dataset folder, or leave --data out for the "
+                "embedded copy."
+            )
+
+    @property
+    def run_folder(self) -> Path:
+        """Where the resumable checkpoints of the runs go: ``--runs``, or ``runs/<name of --out>``."""
+        return Path(self.runs) if self.runs else Path("runs") / Path(self.out).resolve().name
+
+    def training(self, regime: str, seed: int) -> TrainConfig:
+        """How ``fit`` trains ``regime`` with ``seed``."""
+        return TrainConfig(
+            epochs=self.epochs[regime],
+            batch_size=self.batch_size,
+            seed=seed,
+            augment=self.augment,
+            precision=self.precision,
+            device=self.device,
+            feature_cache=None if self.feature_cache else False,
+        )
 
 
 @dataclass
@@ -74,206 +167,67 @@ class RegimeRun:
     weights_note: str
 
 
-@dataclass
-class Settings:
-    regimes: list[str]
-    task: str = "super"
-    epochs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_EPOCHS))
-    lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LR))
-    image_size: int = DEFAULT_IMAGE_SIZE
-    batch_size: int = DEFAULT_BATCH_SIZE
-    data: str | None = None
-    weights: str | None = None
-    seeds: list[int] = field(default_factory=lambda: [0])
-    device: str = "auto"
-    precision: str = "auto"
-    target: float = 0.90
-    augment: bool = True
-    cache_features: bool = True
-    limit: int | None = None
-    skip_corrupt: bool = False
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), metavar="REGIME",
-                        help=f"regimes to train, space or comma separated (default: {' '.join(REGIMES)})")
-    parser.add_argument("--task", default="super", choices=TASKS, help="label level (default: super, 3 classes)")
-    parser.add_argument("--epochs", default=None, metavar="N|REGIME=N,...",
-                        help="epochs for every regime, or per regime as fresh=8,finetune=8 "
-                        f"(default: {_format_per_regime(DEFAULT_EPOCHS)})")
-    parser.add_argument("--lr", default=None, metavar="LR|REGIME=LR,...",
-                        help=f"head learning rate, one or per regime (default: {_format_per_regime(DEFAULT_LR)})")
-    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help=f"pixels per side (default: {DEFAULT_IMAGE_SIZE}, the resolution of the shipped weights)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(default: 64)")
-    parser.add_argument("--data", default=None, metavar="PATH",
-                        help="dataset folder: the full Grocery Store Dataset or any root/<class>/*.jpg "
-                        "(default: the embedded copy in data/grocery-store)")
-    parser.add_argument("--weights", default=None, metavar="PATH|imagenet",
-                        help="starting weights for finetune and feature_extraction "
-                        "(default: the shipped CIFAR-10 checkpoint data/weights/resnet18-cifar10.pt)")
-    parser.add_argument("--seeds", nargs="+", default=["0"], metavar="SEED",
-                        help="one run per seed; several give mean ± std (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 elsewhere")
-    parser.add_argument("--target", type=float, default=0.90, help="validation accuracy to time (default: 0.90)")
-    parser.add_argument("--out", default="results/experiment", help="results folder (default: results/experiment)")
-    parser.add_argument("--runs", default=None, help="checkpoint folder (default: runs/<name of --out>)")
-    parser.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
-    parser.add_argument("--no-augment", action="store_true", help="train on the photos as stored")
-    parser.add_argument("--no-feature-cache", action="store_true",
-                        help="feature_extraction runs every photo through the frozen backbone each epoch")
-    parser.add_argument("--skip-corrupt", action="store_true",
-                        help="skip unreadable photos (they are counted in the summary) instead of stopping")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="use at most N photos of each split, spread over the classes (quick trials)")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    out = Path(args.out)
-    runs = Path(args.runs) if args.runs else Path("runs") / out.resolve().name
-    command = "python -m course_lib " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "python -m course_lib experiment"
-    run_experiment(settings, out, runs=runs, resume=args.resume, command=command, progress=None, log=print)
+def run(config: ExperimentConfig) -> int:
+    """``python -m course_lib experiment``: the command recorded is the one that repeats the run."""
+    command = shlex.join(["python", "-m", "course_lib", "experiment", *to_argv(config)])
+    run_experiment(config, command=command, log=print)
     if distributed.current().is_main:
-        print(f"Results in {out}/ (summary.md, curves.png, time_to_{_percent(settings.target)}.png, predictions.png, confusion.png)")
+        print(
+            f"Results in {config.out}/ (summary.md, curves.png, time_to_{_percent(config.target)}.png, "
+            "predictions.png, confusion.png)"
+        )
     return 0
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    regimes = _split_words(args.regimes)
-    unknown = [r for r in regimes if r not in REGIMES]
-    if unknown or not regimes:
-        raise CourseError(f"Unknown regime {', '.join(unknown) or '(none)'}; choose from {', '.join(REGIMES)}.")
-    seeds = []
-    for word in _split_words(args.seeds):
-        try:
-            seeds.append(int(word))
-        except ValueError:
-            raise CourseError(f"--seeds takes whole numbers, not {word!r}.") from None
-    if not 0 < args.target <= 1:
-        raise CourseError(f"--target is a fraction of right answers in (0, 1], e.g. 0.9; got {args.target}.")
-    if args.image_size < 32:
-        raise CourseError(f"--image-size must be at least 32 pixels for ResNet-18; got {args.image_size}.")
-    if args.batch_size < 1:
-        raise CourseError(f"--batch-size must be at least 1; got {args.batch_size}.")
-    if args.limit is not None and args.limit < 1:
-        raise CourseError(f"--limit must be at least 1; got {args.limit}.")
-    if args.data is not None and not Path(args.data).expanduser().is_dir():
-        raise CourseError(f"--data {args.data}: no such folder. Give the dataset folder, or leave --data out for the embedded copy.")
-    return Settings(
-        regimes=list(dict.fromkeys(regimes)),
-        task=args.task,
-        epochs=_per_regime(args.epochs, DEFAULT_EPOCHS, int, "--epochs"),
-        lr=_per_regime(args.lr, DEFAULT_LR, float, "--lr"),
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        data=args.data,
-        weights=args.weights,
-        seeds=list(dict.fromkeys(seeds)),
-        device=args.device,
-        precision=args.precision,
-        target=args.target,
-        augment=not args.no_augment,
-        cache_features=not args.no_feature_cache,
-        limit=args.limit,
-        skip_corrupt=args.skip_corrupt,
-    )
-
-
-def _split_words(values: list[str]) -> list[str]:
-    return [word for value in values for word in value.replace(",", " ").split()]
-
-
-def _per_regime(text: str | None, defaults: dict, kind, option: str) -> dict:
-    """``"10"`` for every regime, or ``"fresh=8,finetune=4"`` over the defaults."""
-    values = dict(defaults)
-    if text is None:
-        return values
-    try:
-        if "=" not in text:
-            values = {regime: kind(text) for regime in defaults}
-        else:
-            for pair in text.split(","):
-                regime, value = (part.strip() for part in pair.split("=", 1))
-                if regime not in REGIMES:
-                    raise CourseError(f"{option}: unknown regime {regime!r}; choose from {', '.join(REGIMES)}.")
-                values[regime] = kind(value)
-    except ValueError:
-        raise CourseError(f"{option} takes a number or REGIME=NUMBER pairs separated by commas, not {text!r}.") from None
-    if any(v <= 0 for v in values.values()):
-        raise CourseError(f"{option} values must be positive; got {text!r}.")
-    return values
-
-
-def _format_per_regime(values: dict) -> str:
-    return ",".join(f"{regime}={value}" for regime, value in values.items())
 
 
 # --------------------------------------------------------------------------- the experiment
 
 
 def run_experiment(
-    settings: Settings,
-    out: str | Path,
-    *,
-    runs: str | Path | None = None,
-    resume: bool = False,
-    command: str = "",
-    progress: bool | None = None,
-    log=print,
+    config: ExperimentConfig, *, command: str = "", progress: bool | None = None, log: Any = print
 ) -> list[RegimeRun]:
-    """Train, test and report every regime and seed of ``settings``; write the results to ``out``."""
+    """Train, test and report every regime and seed of ``config``; write the results to ``config.out``."""
     started = time.perf_counter()
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    device = resolve_device(settings.device)
+    device = resolve_device(config.device)
     context = distributed.setup(device)
     if not context.is_main:  # under torchrun only rank 0 reports and writes
         log, progress = (lambda *args, **kwargs: None), False
+    record = provenance(device, command)
     processes = f", {context.world_size} processes (DistributedDataParallel)" if context.enabled else ""
     log(f"Device: {device} ({device_name(device)}){processes}")
     # Read the starting weights once, before anything else, so that a missing file stops the run early.
-    pretrained = resolve(settings.weights) if set(settings.regimes) - {"fresh"} else None
-    data = load_products(settings.data, task=settings.task, image_size=settings.image_size,
-                         skip_corrupt=settings.skip_corrupt, progress=progress)
-    if settings.limit is not None:
-        data = limit_data(data, settings.limit)
-    log(f"Data: {len(data.train)} train, {len(data.val)} val, {len(data.test)} test photos, "
-        f"{data.num_classes} classes ({', '.join(data.classes[:6])}{', ...' if data.num_classes > 6 else ''})")
-    for what, files in (("skipped unreadable", data.skipped_files), ("ignored non-image", data.ignored_files)):
-        if files:
-            log(f"Data: {what} files: {len(files)} (first: {files[0]})")
+    pretrained = resolve(config.weights) if set(config.regimes) - {"fresh"} else None
+    data = load_products(
+        config.data, task=config.task, image_size=config.image_size, skip_corrupt=config.skip_corrupt, progress=progress
+    )
+    if config.limit is not None:
+        data = data.subset(config.limit)
+    _log_data(data, log)
 
-    warm_up(device, settings.image_size, min(settings.batch_size, len(data.train)))
+    warm_up(device, config.image_size, min(config.batch_size, len(data.train)))
     results: list[RegimeRun] = []
-    for seed in settings.seeds:
-        for regime in settings.regimes:
-            results.append(train_regime(regime, seed, data, settings, weights=pretrained, runs=runs, resume=resume,
-                                        progress=progress))
-            log(_one_line(results[-1], settings.target))
-    wall_seconds = time.perf_counter() - started
+    for seed in config.seeds:
+        for regime in config.regimes:
+            results.append(train_regime(regime, seed, data, config, weights=pretrained, progress=progress))
+            log(_one_line(results[-1], config.target))
+    record["wall_seconds"] = round(time.perf_counter() - started, 1)
     if context.is_main:
-        write_results(out, results, data, settings, command=command, date=date, wall_seconds=wall_seconds,
-                      pretrained=_weights_meta(pretrained))
+        write_results(config, results, data, record, pretrained=_weights_meta(pretrained))
     context.barrier()
     return results
 
 
-def warm_up(device: torch.device, image_size: int, batch_size: int) -> None:
-    """One untimed training step of a throwaway network, so that the first regime timed does
-    not also pay the process's one-off costs (kernel selection, memory pools, lazy imports)."""
-    model = ResNet18(num_classes=2).to(device)
-    images = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    labels = torch.zeros(batch_size, dtype=torch.long, device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    F.cross_entropy(model(images), labels).backward()
-    optimizer.step()
+def _log_data(data: ProductData, log: Any) -> None:
+    classes = ", ".join(data.classes[:6]) + (", ..." if data.num_classes > 6 else "")
+    log(
+        f"Data: {len(data.train)} train, {len(data.val)} val, {len(data.test)} test photos, "
+        f"{data.num_classes} classes ({classes})"
+    )
+    for what, files in (("skipped unreadable", data.skipped_files), ("ignored non-image", data.ignored_files)):
+        if files:
+            log(f"Data: {what} files: {len(files)} (first: {files[0]})")
 
 
-def _weights_meta(checkpoint) -> dict:
+def _weights_meta(checkpoint: Checkpoint | None) -> dict:
     """What the starting weights' checkpoint says about itself (plain values only)."""
     if checkpoint is None:
         return {}
@@ -284,65 +238,64 @@ def _weights_meta(checkpoint) -> dict:
     return meta
 
 
-def train_regime(regime: str, seed: int, data: ProductData, settings: Settings, *, weights=None, runs=None,
-                 resume=False, progress=None) -> RegimeRun:
+def train_regime(
+    regime: str,
+    seed: int,
+    data: ProductData,
+    config: ExperimentConfig,
+    *,
+    weights: Checkpoint | None = None,
+    progress: bool | None = None,
+) -> RegimeRun:
     """Train one regime with one seed and test it. ``weights``: the starting weights for
-    finetune and feature_extraction (None: ``settings.weights``)."""
+    finetune and feature_extraction (None: ``config.weights``)."""
     seed_everything(seed)
-    weights = None if regime == "fresh" else (weights if weights is not None else settings.weights)
-    model, groups = prepare_model(regime, data.num_classes, weights=weights, lr=settings.lr[regime])
+    weights = None if regime == "fresh" else (weights if weights is not None else config.weights)
+    model, groups = prepare_model(regime, data.num_classes, weights=weights, lr=config.lr[regime])
     history = fit(
-        model, groups, data,
-        epochs=settings.epochs[regime],
-        batch_size=settings.batch_size,
-        device=settings.device,
-        seed=seed,
-        out=Path(runs) / f"{regime}-seed{seed}" if runs is not None else None,
-        resume=resume,
-        augment=settings.augment,
-        target=settings.target,
+        model,
+        groups,
+        data,
+        config.training(regime, seed),
+        out=config.run_folder / f"{regime}-seed{seed}",
+        resume=config.resume,
         progress=progress,
-        precision=settings.precision,
-        cache_features=None if settings.cache_features else False,
     )
     return RegimeRun(
         regime=regime,
         seed=seed,
         history=history,
-        predictions=predict(model, data.test, precision=settings.precision),
+        predictions=predict(model, data.test, precision=config.precision),
         trainable_parameters=count_trainable(model),
         weights_note=getattr(model, "weights_note", ""),
     )
-
-
-def limit_data(data: ProductData, limit: int) -> ProductData:
-    """At most ``limit`` photos per split, spread evenly over the photos sorted by class."""
-    def cut(split):
-        if len(split) <= limit:
-            return split
-        keep = torch.tensor(sorted(plots.select_examples(split.labels, limit)))
-        return replace(split, images=split.images[keep], labels=split.labels[keep], paths=[split.paths[i] for i in keep])
-
-    return replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))
 
 
 def _one_line(result: RegimeRun, target: float) -> str:
     h = result.history
     reached = h.time_to(target)
     when = f"{target:.0%} after {reached:.0f} s" if reached is not None else f"{target:.0%} not reached"
-    return (f"{result.regime} (seed {result.seed}): {len(h)} epochs, best val {h.best_val_accuracy:.1%}, "
-            f"test {result.predictions.accuracy:.1%}, {h.seconds_per_epoch:.1f} s/epoch, {when}")
+    return (
+        f"{result.regime} (seed {result.seed}): {len(h)} epochs, best val {h.best_val_accuracy:.1%}, "
+        f"test {result.predictions.accuracy:.1%}, {h.seconds_per_epoch:.1f} s/epoch, {when}"
+    )
 
 
 # --------------------------------------------------------------------------- results folder
 
 
-def write_results(out, results: list[RegimeRun], data: ProductData, settings: Settings, *, command: str,
-                  date: str, wall_seconds: float, pretrained: dict | None = None) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def write_results(
+    config: ExperimentConfig,
+    results: list[RegimeRun],
+    data: ProductData,
+    record: dict,
+    *,
+    pretrained: dict | None = None,
+) -> Path:
+    """The results folder: histories, figures, CSVs, settings.json and summary.md."""
+    out = Path(config.out)
     histories_dir = out / "histories"
-    histories_dir.mkdir(exist_ok=True)
+    histories_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(histories_dir.glob("*.json")) + list(histories_dir.glob("*.csv")):
         stale.unlink()
     by_regime: dict[str, list[RegimeRun]] = {}
@@ -351,42 +304,43 @@ def write_results(out, results: list[RegimeRun], data: ProductData, settings: Se
         name = f"{result.regime}-seed{result.seed}"
         result.history.to_json(histories_dir / f"{name}.json")
         result.history.to_csv(histories_dir / f"{name}.csv")
-
-    histories = {regime: [r.history for r in runs] for regime, runs in by_regime.items()}
     first_seed = {regime: runs[0] for regime, runs in by_regime.items()}
-    plots.plot_curves(histories, target=settings.target, path=out / "curves.png")
-    plots.plot_time_to_target(histories, settings.target, path=out / f"time_to_{_percent(settings.target)}.png")
-    plots.plot_predictions(
-        data.test.images, data.test.labels,
-        {regime: run.predictions.predicted for regime, run in first_seed.items()},
-        data.classes, path=out / "predictions.png",
-    )
-    plots.plot_confusion(
-        {regime: run.predictions.confusion(data.num_classes) for regime, run in first_seed.items()},
-        data.classes, path=out / "confusion.png",
-    )
+    _write_figures(out, by_regime, data, config.target)
     _write_test_predictions(out / "test_predictions.csv", data, first_seed)
     _write_test_accuracy(out / "test_accuracy.csv", results)
 
-    device = results[0].history.device if results else ""
     record = {
-        "command": command,
-        "date": date,
-        "wall_seconds": round(wall_seconds, 1),
-        "torch": torch.__version__,
-        "device": device,
-        "device_name": results[0].history.device_name if results else "",
+        **record,
         "data": data.source.replace(f"{PROJECT_ROOT}/", ""),
         "photos": {name: len(split) for name, split in data.splits().items()},
         "classes": data.classes,
         "weights": {regime: run.weights_note.replace(f"{PROJECT_ROOT}/", "") for regime, run in first_seed.items()},
         "pretrained": pretrained or {},
         "training": results[0].history.settings if results else {},
-        "options": asdict(settings),
+        "options": asdict(config),
     }
     (out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "summary.md").write_text(summary_markdown(by_regime, data, settings, record))
+    (out / "summary.md").write_text(summary_markdown(by_regime, data, config, record))
     return out
+
+
+def _write_figures(out: Path, by_regime: dict[str, list[RegimeRun]], data: ProductData, target: float) -> None:
+    histories = {regime: [r.history for r in runs] for regime, runs in by_regime.items()}
+    first_seed = {regime: runs[0] for regime, runs in by_regime.items()}
+    plots.plot_curves(histories, target=target, path=out / "curves.png")
+    plots.plot_time_to_target(histories, target, path=out / f"time_to_{_percent(target)}.png")
+    plots.plot_predictions(
+        data.test.images,
+        data.test.labels,
+        {regime: run.predictions.predicted for regime, run in first_seed.items()},
+        data.classes,
+        path=out / "predictions.png",
+    )
+    plots.plot_confusion(
+        {regime: run.predictions.confusion(data.num_classes) for regime, run in first_seed.items()},
+        data.classes,
+        path=out / "confusion.png",
+    )
 
 
 def _write_test_predictions(path: Path, data: ProductData, first_seed: dict[str, RegimeRun]) -> None:
@@ -430,18 +384,36 @@ def _time_to_cell(histories: list[History], target: float) -> str:
     return cell
 
 
-def summary_markdown(by_regime: dict[str, list[RegimeRun]], data: ProductData, settings: Settings, record: dict) -> str:
-    target = settings.target
-    seeds = settings.seeds
+def summary_markdown(
+    by_regime: dict[str, list[RegimeRun]], data: ProductData, config: ExperimentConfig, record: dict
+) -> str:
+    """summary.md: the comparison table, what the times count, and how the run was made."""
+    seeds = config.seeds
+    over = "mean ± std over seeds " + ", ".join(map(str, seeds)) + "." if len(seeds) > 1 else f"seed {seeds[0]}."
     lines = [
         "# Three regimes on product photos",
         "",
-        f"Task `{data.task}` ({data.num_classes} classes), {settings.image_size} px photos; "
-        f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test photos. "
-        + ("Accuracies in %; mean ± std over seeds " + ", ".join(map(str, seeds)) + "." if len(seeds) > 1
-           else f"Accuracies in %; seed {seeds[0]}."),
+        f"Task `{data.task}` ({data.num_classes} classes), {config.image_size} px photos; "
+        f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test photos. Accuracies in %; {over}",
         "",
-        f"| regime | trainable parameters | epochs | best val acc | test acc | s / epoch | time to {target:.0%} val acc | peak memory |",
+        *_summary_table(by_regime, config.target),
+        "",
+        _what_times_count(by_regime, record["device"]),
+        "",
+        "## How it was made",
+        "",
+        *_how_it_was_made(by_regime, config, record),
+        "",
+        "Settings in full: `settings.json`; per-epoch histories: `histories/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _summary_table(by_regime: dict[str, list[RegimeRun]], target: float) -> list[str]:
+    lines = [
+        "| regime | trainable parameters | epochs | best val acc | test acc | s / epoch "
+        f"| time to {target:.0%} val acc | peak memory |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for regime, runs in by_regime.items():
@@ -454,38 +426,52 @@ def summary_markdown(by_regime: dict[str, list[RegimeRun]], data: ProductData, s
             f"| {_time_to_cell(histories, target)} "
             f"| {max(h.peak_memory_bytes for h in histories) / 2**20:,.0f} MiB |"
         )
-    training = record["training"]
-    setup = {regime: runs[0].history.setup_seconds for regime, runs in by_regime.items() if runs[0].history.setup_seconds}
-    lines += [
-        "",
+    return lines
+
+
+def _what_times_count(by_regime: dict[str, list[RegimeRun]], device: str) -> str:
+    setup = {
+        regime: runs[0].history.setup_seconds for regime, runs in by_regime.items() if runs[0].history.setup_seconds
+    }
+    cached = ", ".join(f"{regime} {s:.1f} s" for regime, s in setup.items())
+    memory = (
+        "CUDA peak allocation" if device.startswith("cuda") else "the process peak resident memory (all regimes so far)"
+    )
+    return (
         "Times are training seconds (forward and backward passes over the training photos"
-        + (", plus computing the cached features once: "
-           + ", ".join(f"{regime} {s:.1f} s" for regime, s in setup.items()) if setup else "")
-        + "); validating after each epoch is not counted. "
-        f"Peak memory is {'CUDA peak allocation' if record['device'].startswith('cuda') else 'the process peak resident memory (all regimes so far)'}.",
-        "",
-        "## How it was made",
-        "",
+        + (f", plus computing the cached features once: {cached}" if setup else "")
+        + f"); validating after each epoch is not counted. Peak memory is {memory}."
+    )
+
+
+def _how_it_was_made(by_regime: dict[str, list[RegimeRun]], config: ExperimentConfig, record: dict) -> list[str]:
+    training = record["training"]
+    cached = "feature_extraction" in by_regime and config.feature_cache
+    lines = [
         f"- Command: `{record['command']}`",
-        f"- Date: {record['date']}; total wall time {record['wall_seconds'] / 60:.1f} min (data loading, training, testing, plots)",
+        f"- Date: {record['date']}; total wall time {record['wall_seconds'] / 60:.1f} min "
+        "(data loading, training, testing, plots)",
         f"- Device: `{record['device']}`, {record['device_name']}; torch {record['torch']}",
         f"- Data: {record['data']}",
-        f"- Seeds: {', '.join(map(str, seeds))}",
-        f"- Epochs: {_format_per_regime({r: settings.epochs[r] for r in by_regime})}; "
-        f"head learning rate: {_format_per_regime({r: settings.lr[r] for r in by_regime})}; batch size {settings.batch_size}",
-        f"- Optimiser: {training.get('optimizer', '')}, {training.get('schedule', '')}; precision {training.get('precision', '')}",
-        f"- Augmentation: {'random resized crop and horizontal flip on training batches' if settings.augment else 'none'}"
-        + ("; feature_extraction trains its head on cached features of the photos as stored (no augmentation)"
-           if "feature_extraction" in by_regime and settings.cache_features else ""),
+        f"- Seeds: {', '.join(map(str, config.seeds))}",
+        f"- Epochs: {_per_regime_text({r: config.epochs[r] for r in by_regime})}; "
+        f"head learning rate: {_per_regime_text({r: config.lr[r] for r in by_regime})}; batch size {config.batch_size}",
+        f"- Optimiser: {training.get('optimizer', '')}, {training.get('schedule', '')}; "
+        f"precision {training.get('autocast', '')}",
+        f"- Augmentation: {'random resized crop and horizontal flip on training batches' if config.augment else 'none'}"
+        + (
+            "; feature_extraction trains its head on cached features of the photos as stored (no augmentation)"
+            if cached
+            else ""
+        ),
     ]
-    for regime, note in record["weights"].items():
-        lines.append(f"- Weights, {regime}: {note}")
+    lines += [f"- Weights, {regime}: {note}" for regime, note in record["weights"].items()]
     meta = record["pretrained"]
     if meta.get("source"):
-        accuracy = f"{100 * meta['test_accuracy']:.1f} %" if isinstance(meta.get("test_accuracy"), float) else "not recorded"
+        accuracy = meta.get("test_accuracy")
+        accuracy = f"{100 * accuracy:.1f} %" if isinstance(accuracy, float) else "not recorded"
         lines.append(
             f"- Pretrained weights: `{meta.get('path', '?')}`, trained on {meta.get('source', '?')} for "
             f"{meta.get('epochs', '?')} epochs at {meta.get('image_size', '?')} px; its test accuracy there: {accuracy}"
         )
-    lines += ["", "Settings in full: `settings.json`; per-epoch histories: `histories/`.", ""]
-    return "\n".join(lines)
+    return lines

@@ -148,9 +148,7 @@ class ResNet18(nn.Module):
 
     def replace_head(self, num_classes: int) -> nn.Linear:
         """Put a new, freshly initialised head for ``num_classes`` classes; return it."""
-        self.fc = nn.Linear(self.num_features, num_classes).to(
-            device=self.fc.weight.device, dtype=self.fc.weight.dtype
-        )
+        self.fc = nn.Linear(self.num_features, num_classes).to(device=self.fc.weight.device, dtype=self.fc.weight.dtype)
         return self.fc
 
 

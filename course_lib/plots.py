@@ -13,17 +13,20 @@ standard deviation.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from course_lib.train import History
+from course_lib import TARGET_ACCURACY
+from course_lib.data import spread_indices
+from course_lib.history import History
 
 __all__ = [
     "REGIME_COLOURS",
@@ -31,7 +34,6 @@ __all__ = [
     "plot_curves",
     "plot_predictions",
     "plot_time_to_target",
-    "select_examples",
 ]
 
 REGIME_COLOURS = {"fresh": "#0072B2", "finetune": "#E69F00", "feature_extraction": "#009E73"}
@@ -60,15 +62,21 @@ def _stack(histories: Sequence[History], name: str) -> np.ndarray:
     return np.array([h.column(name)[:length] for h in histories], dtype=float)
 
 
-def _mean_band(axis, x, values: np.ndarray, colour_: str, label: str | None, style: str = "-") -> None:
+def _mean_band(
+    axis: Axes, x: Sequence[float], values: np.ndarray, colour_: str, label: str | None, style: str = "-"
+) -> None:
     mean = values.mean(0)
-    axis.plot(x, mean, style, color=colour_, label=label, linewidth=1.8, marker="o" if len(x) < 25 else None, markersize=3)
+    axis.plot(
+        x, mean, style, color=colour_, label=label, linewidth=1.8, marker="o" if len(x) < 25 else None, markersize=3
+    )
     if len(values) > 1:
         std = values.std(0)
         axis.fill_between(x, mean - std, mean + std, color=colour_, alpha=0.18, linewidth=0)
 
 
-def plot_curves(histories: Histories, *, target: float | None = 0.90, path=None) -> Figure:
+def plot_curves(
+    histories: Histories, *, target: float | None = TARGET_ACCURACY, path: str | os.PathLike | None = None
+) -> Figure:
     """Accuracy and loss per epoch (train dashed, validation solid), and validation accuracy
     against cumulative training seconds, which is what "time to target" reads off."""
     figure = Figure(figsize=(15, 4.4), layout="constrained")
@@ -90,12 +98,22 @@ def plot_curves(histories: Histories, *, target: float | None = 0.90, path=None)
     band = f" (mean ± std of {seeds} seeds)" if seeds > 1 else ""
     accuracy.set(title="Accuracy" + band, xlabel="epoch", ylabel="accuracy (%)")
     loss.set(title="Cross-entropy loss" + band, xlabel="epoch", ylabel="loss")
-    timeline.set(title="Validation accuracy against training time", xlabel="cumulative training seconds", ylabel="validation accuracy (%)")
+    timeline.set(
+        title="Validation accuracy against training time",
+        xlabel="cumulative training seconds",
+        ylabel="validation accuracy (%)",
+    )
     if target is not None:
         for axis in (accuracy, timeline):
             axis.axhline(100 * target, color="grey", linewidth=1, linestyle=":")
-            axis.annotate(f"target {target:.0%}", (0.01, 100 * target), xycoords=("axes fraction", "data"),
-                          va="bottom", fontsize=8, color="grey")
+            axis.annotate(
+                f"target {target:.0%}",
+                (0.01, 100 * target),
+                xycoords=("axes fraction", "data"),
+                va="bottom",
+                fontsize=8,
+                color="grey",
+            )
     for axis in (accuracy, loss, timeline):
         axis.grid(alpha=0.3)
     for axis in (accuracy, loss):
@@ -108,7 +126,9 @@ def plot_curves(histories: Histories, *, target: float | None = 0.90, path=None)
     return _save(figure, path)
 
 
-def plot_time_to_target(histories: Histories, target: float = 0.90, *, path=None) -> Figure:
+def plot_time_to_target(
+    histories: Histories, target: float = TARGET_ACCURACY, *, path: str | os.PathLike | None = None
+) -> Figure:
     """Training seconds until validation accuracy first reached ``target``, one bar per regime.
 
     A regime that never reached it gets a hatched, hollow bar as long as its whole training
@@ -131,34 +151,37 @@ def plot_time_to_target(histories: Histories, target: float = 0.90, *, path=None
             text += f"  (epoch {np.mean(epochs):.3g})"
             if len(reached) < len(runs):
                 text += f", reached in {len(reached)} of {len(runs)} seeds"
-            axis.annotate(text, (mean + (std or 0), row), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
+            axis.annotate(
+                text, (mean + (std or 0), row), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9
+            )
         else:
             total = float(np.mean([h.total_seconds for h in runs])) if runs else 0.0
             best = max((h.best_val_accuracy or 0.0 for h in runs), default=0.0)
             axis.barh(row, total, facecolor="none", edgecolor=c, hatch="//", linewidth=1.5)
-            axis.annotate(f"not reached in {total:.0f} s (best {best:.1%})", (total, row), xytext=(6, 0),
-                          textcoords="offset points", va="center", fontsize=9, color="dimgrey")
+            axis.annotate(
+                f"not reached in {total:.0f} s (best {best:.1%})",
+                (total, row),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+                color="dimgrey",
+            )
     axis.set_yticks(range(len(regimes)), regimes)
     axis.invert_yaxis()
     axis.set_xlim(0, longest * 1.6)
     axis.set_xlabel("cumulative training seconds")
     axis.set_title(f"Time to {target:.0%} validation accuracy")
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(handles=[Patch(facecolor="grey", label="reached"),
-                         Patch(facecolor="none", edgecolor="grey", hatch="//", label="not reached: whole run")],
-                fontsize=8, loc="lower right")
+    axis.legend(
+        handles=[
+            Patch(facecolor="grey", label="reached"),
+            Patch(facecolor="none", edgecolor="grey", hatch="//", label="not reached: whole run"),
+        ],
+        fontsize=8,
+        loc="lower right",
+    )
     return _save(figure, path)
-
-
-def select_examples(labels: torch.Tensor, count: int = 6) -> list[int]:
-    """``count`` indices spread evenly over the photos sorted by class, so that every class
-    shows up when there are at most ``count`` classes; the same photos on every call."""
-    order = torch.argsort(labels.cpu(), stable=True)
-    count = min(count, len(order))
-    if count == 0:
-        return []
-    picks = np.linspace(0, len(order) - 1, count).round().astype(int)
-    return [int(order[i]) for i in picks]
 
 
 def _as_picture(image: torch.Tensor) -> np.ndarray:
@@ -175,13 +198,15 @@ def plot_predictions(
     classes: Sequence[str],
     *,
     indices: Sequence[int] | None = None,
-    path=None,
+    count: int = 6,
+    path: str | os.PathLike | None = None,
 ) -> Figure:
     """Test photos (columns) and what each regime (rows) predicted for them.
 
     Each photo is titled "predicted: X", framed and marked green ✓ when right and red ✗
-    when wrong, with its true label underneath. ``images`` are uint8 ``(N, 3, H, W)``."""
-    indices = list(indices) if indices is not None else select_examples(labels)
+    when wrong, with its true label underneath. ``images`` are uint8 ``(N, 3, H, W)``; without
+    ``indices``, ``count`` photos spread over the classes."""
+    indices = list(indices) if indices is not None else spread_indices(labels, count)
     rows = list(predicted)
     figure = Figure(figsize=(1.9 * len(indices) + 0.8, 2.25 * len(rows)), layout="constrained")
     axes = np.atleast_2d(figure.subplots(len(rows), len(indices), squeeze=False))
@@ -206,7 +231,9 @@ def plot_predictions(
     return _save(figure, path)
 
 
-def plot_confusion(matrices: Mapping[str, torch.Tensor], classes: Sequence[str], *, path=None) -> Figure:
+def plot_confusion(
+    matrices: Mapping[str, torch.Tensor], classes: Sequence[str], *, path: str | os.PathLike | None = None
+) -> Figure:
     """One confusion matrix per regime: rows true class, columns predicted class, colour the
     share of the row, numbers the counts (left out beyond 12 classes, where they would not fit)."""
     regimes = list(matrices)
@@ -215,7 +242,7 @@ def plot_confusion(matrices: Mapping[str, torch.Tensor], classes: Sequence[str],
     axes = np.atleast_1d(figure.subplots(1, len(regimes), squeeze=False)[0])
     annotate = len(classes) <= 12
     image = None
-    for axis, regime in zip(axes, regimes):
+    for axis, regime in zip(axes, regimes, strict=True):
         counts = np.asarray(matrices[regime], dtype=float)
         shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -226,8 +253,15 @@ def plot_confusion(matrices: Mapping[str, torch.Tensor], classes: Sequence[str],
             axis.set_yticks(range(len(classes)), classes, fontsize=8)
             for i in range(len(classes)):
                 for j in range(len(classes)):
-                    axis.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=9,
-                              color="white" if shares[i, j] > 0.6 else "black")
+                    axis.text(
+                        j,
+                        i,
+                        f"{int(counts[i, j])}",
+                        ha="center",
+                        va="center",
+                        fontsize=9,
+                        color="white" if shares[i, j] > 0.6 else "black",
+                    )
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
     if image is not None:

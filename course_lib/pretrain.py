@@ -20,15 +20,15 @@ photos) is scored for the learning curve; the whole test split is scored once at
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import platform
 import shlex
 import time
 import zipfile
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,21 +37,83 @@ from tqdm.auto import tqdm
 
 from course_lib.data import MEAN, STD, DataError, ProductData, Split
 from course_lib.errors import CourseError
+from course_lib.evaluation import evaluate
+from course_lib.history import EpochRecord, History
 from course_lib.models import ResNet18
-from course_lib.train import EpochRecord, History, evaluate, fit, resolve_device, device_name, seed_everything
+from course_lib.options import option, to_argv
+from course_lib.runtime import provenance, resolve_device, seed_everything
+from course_lib.train import CHECKPOINT_NAME, HISTORY_NAME, TrainConfig, fit
 from course_lib.weights import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 
-__all__ = ["SOURCES", "add_arguments", "load_cifar10", "pretrain", "run"]
+__all__ = ["SOURCES", "PretrainConfig", "load_cifar10", "pretrain", "run"]
 
 SOURCES = ("cifar10",)
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CURVE_IMAGES = 2000
 LOG_COLUMNS = (
-    "epoch", "lr", "train_loss", "train_accuracy", "test_subset_loss", "test_subset_accuracy",
-    "seconds", "cumulative_seconds", "images_per_second", "eval_seconds",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "test_subset_loss",
+    "test_subset_accuracy",
+    "seconds",
+    "cumulative_seconds",
+    "images_per_second",
+    "eval_seconds",
 )
 CITATION = 'A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", technical report, 2009.'
+
+
+@dataclass
+class PretrainConfig:
+    """The options of ``python -m course_lib pretrain``, each declared once, here."""
+
+    data: str = option(help="the CIFAR-10 zip or its extracted folder", required=True, metavar="PATH")
+    source: str = option("cifar10", "dataset to pretrain on", choices=SOURCES)
+    epochs: int = option(15, "passes over the training split (fix it before starting: the schedule depends on it)")
+    image_size: int = option(32, "side in pixels the images are resized to")
+    batch_size: int = option(128, "images per SGD step")
+    lr: float = option(0.1, "peak learning rate of the cosine schedule")
+    out: str = option(
+        str(DEFAULT_CHECKPOINT),
+        "checkpoint to write (fp16)",
+        metavar="PATH",
+        default_text="data/weights/resnet18-cifar10.pt",
+    )
+    run_dir: str | None = option(None, "folder for the resumable checkpoint", default_text="runs/pretrain-<out name>")
+    init: str | None = option(None, "start from this pretraining checkpoint for a further cosine cycle", metavar="PATH")
+    augment: bool = option(True, "train on the images as stored, without augmentation")
+    resume: bool = option(False, "continue an interrupted run from --run-dir")
+    seed: int = option(0, "seed of the initialisation and of the batch order and augmentation")
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    threads: int | None = option(None, "CPU threads for PyTorch", parse=int, default_text="PyTorch's own choice")
+
+    def __post_init__(self) -> None:
+        if self.image_size < 32:
+            raise CourseError(
+                f"--image-size must be at least 32 (ResNet-18 halves it five times), got {self.image_size}."
+            )
+
+    @property
+    def run_folder(self) -> Path:
+        return Path(self.run_dir) if self.run_dir is not None else Path("runs") / f"pretrain-{Path(self.out).stem}"
+
+    @property
+    def command(self) -> str:
+        """The command line that repeats this pretraining."""
+        return shlex.join(["python", "-m", "course_lib", "pretrain", *to_argv(self)])
+
+    def training(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            augment=self.augment,
+            device=self.device,
+            eval_batch_size=500,
+        )
 
 
 # --------------------------------------------------------------------------- reading CIFAR-10
@@ -98,10 +160,10 @@ class _Reader:
     def read(self, name: str) -> bytes:
         return self.zip.read(name) if self.zip else (self.path / name).read_bytes()
 
-    def __enter__(self) -> "_Reader":
+    def __enter__(self) -> _Reader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.zip:
             self.zip.close()
 
@@ -113,7 +175,9 @@ def _list_members(path: Path) -> dict[str, dict[str, list[str]]]:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
         except zipfile.BadZipFile:
-            raise DataError(f"{path} is not a zip file; give the CIFAR-10 zip or the folder extracted from it.") from None
+            raise DataError(
+                f"{path} is not a zip file; give the CIFAR-10 zip or the folder extracted from it."
+            ) from None
     elif path.is_dir():
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
     else:
@@ -138,7 +202,14 @@ def _list_members(path: Path) -> dict[str, dict[str, list[str]]]:
     return members
 
 
-def _decode_split(reader: _Reader, members: dict[str, list[str]], classes: list[str], image_size: int, what: str, progress) -> Split:
+def _decode_split(
+    reader: _Reader,
+    members: dict[str, list[str]],
+    classes: list[str],
+    image_size: int,
+    what: str,
+    progress: bool | None,
+) -> Split:
     names = [(name, label) for label in classes for name in members[label]]
     images = np.empty((len(names), image_size, image_size, 3), dtype=np.uint8)
     labels = torch.empty(len(names), dtype=torch.int64)
@@ -164,89 +235,49 @@ def _quiet(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
-def curve_subset(split: Split, size: int = CURVE_IMAGES) -> Split:
-    """The first ``size / classes`` images of each class: a fixed, balanced subset for the curve."""
-    classes = int(split.labels.max()) + 1 if len(split) else 1
-    per_class = max(1, size // classes)
-    keep = torch.cat([torch.nonzero(split.labels == c).flatten()[:per_class] for c in range(classes)])
-    return Split(split.images[keep], split.labels[keep], [split.paths[i] for i in keep.tolist()])
-
-
 # --------------------------------------------------------------------------- training
 
 
-def pretrain(
-    data: str | Path,
-    *,
-    source: str = "cifar10",
-    epochs: int = 15,
-    image_size: int = 32,
-    batch_size: int = 128,
-    lr: float = 0.1,
-    seed: int = 0,
-    out: str | Path = DEFAULT_CHECKPOINT,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    device: str = "auto",
-    threads: int | None = None,
-    init: str | Path | None = None,
-    augment: bool = True,
-    progress: bool | None = None,
-    command: str | None = None,
-) -> dict:
-    """Train ResNet18 on ``source`` (from scratch unless ``init``) and write the fp16 checkpoint ``out``.
+def pretrain(config: PretrainConfig, *, progress: bool | None = None) -> dict:
+    """Train ResNet18 on ``config.source`` (from scratch unless ``config.init``) and write the fp16
+    checkpoint ``config.out``; return its metadata.
 
     ``init`` starts from the weights of an earlier pretraining checkpoint instead of a random
     initialisation, for a further cosine cycle (a warm restart, as in SGDR); its stages are
     carried into ``meta["stages"]`` and ``epochs`` and ``seconds`` count all stages.
-    Returns the checkpoint's metadata. ``run_dir`` (default ``runs/pretrain-<out name>``)
-    holds fit's resumable checkpoint; ``resume`` continues from it. Next to ``out`` go
-    ``<name>.log`` (readable) and ``<name>-history.csv`` (one row per epoch).
+    The run folder (default ``runs/pretrain-<out name>``) holds fit's resumable checkpoint;
+    ``resume`` continues from it. Next to ``out`` go ``<name>.log`` (readable) and
+    ``<name>-history.csv`` (one row per epoch).
     """
-    if source not in SOURCES:
-        raise CourseError(f"Unknown pretraining source {source!r}; choose one of {', '.join(SOURCES)}.")
-    if image_size < 32:
-        raise CourseError(f"--image-size must be at least 32 (ResNet-18 halves it five times), got {image_size}.")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    out = Path(out)
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"pretrain-{out.stem}"
-    if resume and not (run_dir / "checkpoint.pt").is_file():
-        raise CourseError(f"Nothing to resume: no {run_dir / 'checkpoint.pt'}. Start without --resume.")
-    device = resolve_device(device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    out, run_dir = Path(config.out), config.run_folder
+    if config.resume and not (run_dir / CHECKPOINT_NAME).is_file():
+        raise CourseError(f"Nothing to resume: no {run_dir / CHECKPOINT_NAME}. Start without --resume.")
+    device = resolve_device(config.device)
     started = time.perf_counter()
 
-    cifar = load_cifar10(data, image_size, progress=progress)
+    cifar = load_cifar10(config.data, config.image_size, progress=progress)
+    # The curve is scored on a fixed, class-balanced subset of the test split after each epoch.
     curve = ProductData(
-        train=cifar.train, val=curve_subset(cifar.test), test=cifar.test, classes=cifar.classes,
-        task=cifar.task, image_size=image_size, source=cifar.source,
+        train=cifar.train,
+        val=cifar.test.subset(CURVE_IMAGES),
+        test=cifar.test,
+        classes=cifar.classes,
+        task=cifar.task,
+        image_size=config.image_size,
+        source=cifar.source,
     )
     read_seconds = time.perf_counter() - started
 
-    seed_everything(seed)
+    seed_everything(config.seed)
     model = ResNet18(num_classes=len(cifar.classes))
-    stages = _load_init(model, init, cifar.classes) if init is not None else []
-    param_groups = [{"params": list(model.parameters()), "lr": lr, "name": "all"}]
+    stages = _load_init(model, config.init, cifar.classes) if config.init is not None else []
+    param_groups = [{"params": list(model.parameters()), "lr": config.lr, "name": "all"}]
     log = _TrainingLog(
         out, run_dir, epoch_offset=sum(s["epochs"] for s in stages), seconds_offset=sum(s["seconds"] for s in stages)
     )
-    meta = {
-        "source": source,
-        "classes": cifar.classes,
-        "epochs_planned": epochs,
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "lr": lr,
-        "recipe": "SGD momentum 0.9 Nesterov, weight decay 5e-4, cosine LR per batch from lr to 0; augmentation: "
-        + ("data.batches (random resized crop, scale 0.25-1, and horizontal flip)" if augment else "none"),
-        "augment": augment,
-        "normalisation": {"mean": list(MEAN), "std": list(STD)},
-        "seed": seed,
-        "command": command or f"course_lib.pretrain.pretrain({str(data)!r}, epochs={epochs}, seed={seed}, ...)",
-        "hardware": _hardware(device),
-        "citation": CITATION,
-        "stages": stages,
-    }
+    meta = _meta(config, cifar.classes, device, stages)
     log.start(meta, len(cifar.train), len(cifar.test), read_seconds)
 
     def on_epoch(record: EpochRecord) -> None:
@@ -254,8 +285,14 @@ def pretrain(
         save_checkpoint(out, model, half=True, **_checkpoint_meta(meta, log.history, None, started))
 
     history = fit(
-        model, param_groups, curve, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-        out=run_dir, resume=resume, augment=augment, progress=progress, on_epoch=on_epoch, eval_batch_size=500,
+        model,
+        param_groups,
+        curve,
+        config.training(),
+        out=run_dir,
+        resume=config.resume,
+        progress=progress,
+        on_epoch=on_epoch,
     )
     log.history = history
     test = evaluate(model, cifar.test, batch_size=500)
@@ -263,6 +300,30 @@ def pretrain(
     save_checkpoint(out, model, half=True, **final)
     log.finish(final, out)
     return final
+
+
+def _meta(config: PretrainConfig, classes: list[str], device: torch.device, stages: list[dict]) -> dict[str, Any]:
+    """What the checkpoint says about how it was made (completed after every epoch)."""
+    record = provenance(device, config.command)
+    augmentation = "data.batches (random resized crop, scale 0.25-1, and horizontal flip)" if config.augment else "none"
+    return {
+        "source": config.source,
+        "classes": classes,
+        "epochs_planned": config.epochs,
+        "image_size": config.image_size,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "recipe": "SGD momentum 0.9 Nesterov, weight decay 5e-4, cosine LR per batch from lr to 0; augmentation: "
+        + augmentation,
+        "augment": config.augment,
+        "config": asdict(config),
+        "normalisation": {"mean": list(MEAN), "std": list(STD)},
+        "seed": config.seed,
+        "command": record.pop("command"),
+        "hardware": {k: v for k, v in record.items() if k != "date"},
+        "citation": CITATION,
+        "stages": stages,
+    }
 
 
 def _checkpoint_meta(meta: dict, history: History, test_accuracy: float | None, started: float) -> dict:
@@ -280,7 +341,7 @@ def _checkpoint_meta(meta: dict, history: History, test_accuracy: float | None, 
         eval_seconds=round(sum(history.column("eval_seconds")), 1),
         images_per_second=round(history.column("images_per_second")[-1], 1) if last else None,
         wall_seconds_this_process=round(time.perf_counter() - started, 1),
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
         complete=test_accuracy is not None,
     )
 
@@ -295,18 +356,10 @@ def _load_init(model: ResNet18, init: str | Path, classes: list[str]) -> list[di
     model.load_state_dict(checkpoint.state_dict, strict=True)
     meta = checkpoint.meta
     this = {key: meta.get(key) for key in ("command", "lr", "test_accuracy", "sha256", "date")}
-    this.update(epochs=meta.get("epochs_this_stage", meta["epochs"]), seconds=meta.get("seconds_this_stage", meta["seconds"]))
+    this.update(
+        epochs=meta.get("epochs_this_stage", meta["epochs"]), seconds=meta.get("seconds_this_stage", meta["seconds"])
+    )
     return list(meta.get("stages", [])) + [this]
-
-
-def _hardware(device: torch.device) -> dict:
-    return {
-        "device": str(device),
-        "name": device_name(device),
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-    }
 
 
 class _TrainingLog:
@@ -326,15 +379,21 @@ class _TrainingLog:
             file.write(line + "\n")
 
     def start(self, meta: dict, train_images: int, test_images: int, read_seconds: float) -> None:
-        self.write(f"# started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        self.write(f"# started {datetime.now(UTC).isoformat(timespec='seconds')}")
         self.write(f"command: {meta['command']}")
         self.write(f"hardware: {meta['hardware']}")
-        self.write(f"source: {meta['source']} ({train_images} train / {test_images} test images, read in {read_seconds:.0f} s)")
-        self.write(f"recipe: {meta['recipe']}; batch {meta['batch_size']}, lr {meta['lr']}, {meta['epochs_planned']} epochs, "
-                   f"{meta['image_size']} px, seed {meta['seed']}")
+        self.write(
+            f"source: {meta['source']} ({train_images} train / {test_images} test images, read in {read_seconds:.0f} s)"
+        )
+        self.write(
+            f"recipe: {meta['recipe']}; batch {meta['batch_size']}, lr {meta['lr']}, {meta['epochs_planned']} epochs, "
+            f"{meta['image_size']} px, seed {meta['seed']}"
+        )
         for stage in meta["stages"]:
-            self.write(f"starting from the weights of: {stage['command']} ({stage['epochs']} epochs, "
-                       f"test accuracy {stage['test_accuracy']:.4f})")
+            self.write(
+                f"starting from the weights of: {stage['command']} ({stage['epochs']} epochs, "
+                f"test accuracy {stage['test_accuracy']:.4f})"
+            )
         if self.history.records:
             self.write(f"resuming after epoch {len(self.history)}")
         self.write("epoch  lr      train_loss train_acc test_subset_acc  seconds  images/s")
@@ -342,16 +401,28 @@ class _TrainingLog:
     def epoch(self, record: EpochRecord) -> None:
         self.history.records.append(record)
         self.write(
-            f"{record.epoch + self.epoch_offset:5d}  {record.lr:.4f}  {record.train_loss:10.4f} {record.train_accuracy:9.4f} "
+            f"{record.epoch + self.epoch_offset:5d}  {record.lr:.4f}  {record.train_loss:10.4f} "
+            f"{record.train_accuracy:9.4f} "
             f"{record.val_accuracy:15.4f}  {record.seconds:7.1f}  {record.images_per_second:8.1f}"
         )
         with open(self.table, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(LOG_COLUMNS)
             for r in self.history.records:
-                writer.writerow([r.epoch + self.epoch_offset, f"{r.lr:.6f}", f"{r.train_loss:.5f}", f"{r.train_accuracy:.5f}",
-                                 f"{r.val_loss:.5f}", f"{r.val_accuracy:.5f}", f"{r.seconds:.2f}",
-                                 f"{r.cumulative_seconds + self.seconds_offset:.2f}", f"{r.images_per_second:.1f}", f"{r.eval_seconds:.2f}"])
+                writer.writerow(
+                    [
+                        r.epoch + self.epoch_offset,
+                        f"{r.lr:.6f}",
+                        f"{r.train_loss:.5f}",
+                        f"{r.train_accuracy:.5f}",
+                        f"{r.val_loss:.5f}",
+                        f"{r.val_accuracy:.5f}",
+                        f"{r.seconds:.2f}",
+                        f"{r.cumulative_seconds + self.seconds_offset:.2f}",
+                        f"{r.images_per_second:.1f}",
+                        f"{r.eval_seconds:.2f}",
+                    ]
+                )
 
     def finish(self, meta: dict, out: Path) -> None:
         self.write(
@@ -364,66 +435,14 @@ class _TrainingLog:
 
 def _previous_history(run_dir: Path) -> History:
     """The epochs already done in ``run_dir`` (for the log of a resumed run)."""
-    path = run_dir / "history.json"
+    path = run_dir / HISTORY_NAME
     return History.from_json(path) if path.is_file() else History()
 
 
 # --------------------------------------------------------------------------- command line
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``python -m course_lib pretrain``."""
-    parser.add_argument("--source", choices=SOURCES, default="cifar10", help="dataset to pretrain on")
-    parser.add_argument("--data", required=True, help="the CIFAR-10 zip or its extracted folder")
-    parser.add_argument("--epochs", type=int, default=15, help="passes over the training split (fix it before starting: the schedule depends on it)")
-    parser.add_argument("--image-size", type=int, default=32, help="side in pixels the images are resized to")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per SGD step")
-    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the cosine schedule")
-    parser.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help="checkpoint to write (fp16)")
-    parser.add_argument("--run-dir", default=None, help="folder for the resumable checkpoint (default runs/pretrain-<out name>)")
-    parser.add_argument("--init", default=None, help="start from this pretraining checkpoint for a further cosine cycle")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", help="train on the images as stored")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from --run-dir")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch order and augmentation")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: its own choice)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``pretrain`` from parsed arguments; the command recorded is the equivalent `python -m course_lib` call."""
-    command = shlex.join(["python", "-m", "course_lib", "pretrain", *_argv(args)])
-    pretrain(
-        args.data, source=args.source, epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, out=args.out, run_dir=args.run_dir, resume=args.resume, device=args.device,
-        threads=args.threads, init=args.init, augment=args.augment, command=command,
-    )
+def run(config: PretrainConfig) -> int:
+    """``python -m course_lib pretrain``."""
+    pretrain(config)
     return 0
-
-
-def _argv(args: argparse.Namespace) -> list[str]:
-    argv = ["--source", args.source, "--data", str(args.data), "--epochs", str(args.epochs),
-            "--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--seed", str(args.seed), "--device", args.device, "--out", str(args.out)]
-    if args.run_dir:
-        argv += ["--run-dir", str(args.run_dir)]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
-    if args.init:
-        argv += ["--init", str(args.init)]
-    if not args.augment:
-        argv.append("--no-augment")
-    return argv
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.pretrain", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CourseError as error:
-        parser.exit(2, f"error: {error}\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""The training loop: ``fit()``, its ``History``, time to target, checkpoints, cached features.
+"""The training loop: ``fit()``, checkpoints and resume, cached features.
 
 ``fit`` trains with SGD (momentum 0.9, Nesterov, weight decay 5e-4) and a cosine learning
 rate schedule stepped every batch, from each parameter group's own ``lr`` down to zero at
@@ -11,397 +11,209 @@ Timings count training only: the forward and backward passes over the training s
 validation split after each epoch is timed separately (``eval_seconds``), so that the
 "time to 90 %" of a regime does not depend on how often it is measured.
 
-When the backbone is frozen (feature_extraction), the backbone is a fixed function of
-the photo: ``fit`` computes each photo's 512 features once and trains the head on them.
-Those features are of the photos as stored, without augmentation (augmenting would need
-the backbone again every epoch, which is the cost the cache avoids). ``cache_features=False``
-gives the plain path, photo by photo through the whole network.
+How an epoch runs is chosen once, before the first epoch:
+
+- :class:`WholeNetwork`: every photo, augmented, through the whole network;
+- :class:`CachedFeatures`: when the backbone is frozen (feature_extraction), the backbone
+  is a fixed function of the photo, so each photo's pooled features are computed once and
+  every epoch trains the head alone on them. Those features are of the photos as stored,
+  without augmentation (augmenting would need the backbone again every epoch, which is
+  the cost the cache avoids). ``feature_cache=False`` gives the plain path instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import json
 import math
 import os
-import platform
-import random
-import resource
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib import distributed
 from course_lib.data import ProductData, Split, batches
 from course_lib.errors import CourseError
+from course_lib.evaluation import EVAL_BATCH_SIZE, Evaluation, compute_features, evaluate, score
 from course_lib.files import write_atomically
+from course_lib.history import EpochRecord, History
 from course_lib.regimes import backbone_is_frozen
+from course_lib.runtime import (
+    PRECISIONS,
+    autocast,
+    autocast_dtype,
+    device_name,
+    epoch_generator,
+    peak_memory,
+    resolve_device,
+    rng_states,
+    seed_everything,
+    set_rng_states,
+    synchronize,
+    to_device,
+)
 
-__all__ = [
-    "EpochRecord",
-    "Evaluation",
-    "History",
-    "Predictions",
-    "confusion_matrix",
-    "device_name",
-    "evaluate",
-    "fit",
-    "predict",
-    "resolve_device",
-    "seed_everything",
-]
+__all__ = ["CHECKPOINT_NAME", "HISTORY_NAME", "CachedFeatures", "TrainConfig", "WholeNetwork", "fit"]
 
 CHECKPOINT_FORMAT = "course_lib.run/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.json"
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Settings that do not change what a run computes: a run may resume with other values.
+RESULT_INDEPENDENT = ("device", "eval_batch_size")
 
 
-# --------------------------------------------------------------------------- history
+@dataclass(frozen=True)
+class TrainConfig:
+    """How ``fit`` trains. The run folder records it; resuming compares it.
 
-
-@dataclass
-class EpochRecord:
-    """What one epoch did. Accuracies are fractions in [0, 1]; seconds are wall-clock."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-    cumulative_seconds: float
-    images_per_second: float
-    eval_seconds: float
-    lr: float
-
-
-TIMING_FIELDS = ("seconds", "cumulative_seconds", "images_per_second", "eval_seconds")
-
-
-@dataclass
-class History:
-    """Per-epoch records of one training run, and what it ran on.
-
-    ``setup_seconds`` is the one-off cost counted into the first epoch's cumulative time
-    (computing cached features); ``peak_memory_bytes`` is CUDA's peak allocation on a GPU
-    and the process's peak resident memory elsewhere.
+    ``seed`` seeds Python, NumPy and PyTorch and fixes the order and augmentation of every
+    epoch's batches, so two CPU runs with the same seed give the same history (apart from
+    the timings). ``device`` ``auto`` is CUDA, then MPS, then the CPU; ``precision`` ``auto``
+    is bf16 autocast on CUDA (fp16 with loss scaling where bf16 is missing) and fp32
+    elsewhere. ``feature_cache`` (None: when the backbone is frozen) trains the head on
+    features computed once. ``label_smoothing`` is that of ``nn.CrossEntropyLoss``.
     """
 
-    records: list[EpochRecord] = field(default_factory=list)
-    device: str = ""
-    device_name: str = ""
-    peak_memory_bytes: int = 0
-    setup_seconds: float = 0.0
-    cached_features: bool = False
-    settings: dict = field(default_factory=dict)
+    epochs: int
+    batch_size: int = 64
+    seed: int = 0
+    augment: bool = True
+    weight_decay: float = WEIGHT_DECAY
+    label_smoothing: float = 0.0
+    precision: str = "auto"
+    device: str = "auto"
+    feature_cache: bool | None = None
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def column(self, name: str) -> list[float]:
-        """One field of every epoch, e.g. ``history.column("val_accuracy")``."""
-        return [getattr(record, name) for record in self.records]
-
-    @property
-    def best_val_accuracy(self) -> float | None:
-        return max(self.column("val_accuracy"), default=None)
-
-    @property
-    def total_seconds(self) -> float:
-        return self.records[-1].cumulative_seconds if self.records else 0.0
-
-    @property
-    def seconds_per_epoch(self) -> float | None:
-        """Mean training seconds per epoch, without the one-off setup."""
-        if not self.records:
-            return None
-        return (self.total_seconds - self.setup_seconds) / len(self.records)
-
-    def time_to(self, accuracy: float) -> float | None:
-        """Cumulative training seconds at the end of the first epoch whose validation
-        accuracy reached ``accuracy`` (a fraction: 0.90 for 90 %); None when none did."""
-        for record in self.records:
-            if record.val_accuracy >= accuracy:
-                return record.cumulative_seconds
-        return None
-
-    def epochs_to(self, accuracy: float) -> int | None:
-        """The first epoch (counted from 1) whose validation accuracy reached ``accuracy``."""
-        for record in self.records:
-            if record.val_accuracy >= accuracy:
-                return record.epoch
-        return None
-
-    def without_timings(self) -> list[dict]:
-        """The records with the wall-clock fields left out: what must repeat exactly."""
-        return [
-            {k: v for k, v in asdict(record).items() if k not in TIMING_FIELDS}
-            for record in self.records
-        ]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> History:
-        values = dict(values)
-        records = [EpochRecord(**record) for record in values.pop("records", [])]
-        known = {f.name for f in fields(cls)}
-        return cls(records=records, **{k: v for k, v in values.items() if k in known})
-
-    def to_json(self, path: str | os.PathLike) -> Path:
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        return write_atomically(path, lambda file: file.write(text))
-
-    @classmethod
-    def from_json(cls, path: str | os.PathLike) -> History:
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise CourseError(f"No history file at {path}.") from None
-        except (ValueError, TypeError) as error:
-            raise CourseError(f"{path} is not a training history ({error}).") from None
-
-    def to_csv(self, path: str | os.PathLike) -> Path:
-        """One row per epoch, one column per EpochRecord field."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        names = [f.name for f in fields(EpochRecord)]
-        with open(path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=names)
-            writer.writeheader()
-            for record in self.records:
-                writer.writerow(asdict(record))
-        return path
-
-    @classmethod
-    def from_csv(cls, path: str | os.PathLike) -> History:
-        """The epochs of a CSV written by ``to_csv`` (the run's metadata lives in the JSON)."""
-        with open(path, newline="") as file:
-            rows = list(csv.DictReader(file))
-        types = {f.name: (int if f.name == "epoch" else float) for f in fields(EpochRecord)}
-        return cls(records=[EpochRecord(**{k: types[k](v) for k, v in row.items()}) for row in rows])
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise CourseError(f"epochs must be at least 1, got {self.epochs}.")
+        if self.batch_size < 1:
+            raise CourseError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise CourseError(f"label_smoothing is a fraction in [0, 1), got {self.label_smoothing}.")
+        if self.precision not in PRECISIONS:
+            raise CourseError(f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
 
 
-# --------------------------------------------------------------------------- devices
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA when present, then Apple MPS, then the CPU."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise CourseError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CourseError("Device cuda was asked for but PyTorch sees no CUDA GPU; use --device auto or cpu.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CourseError("Device mps was asked for but is not available here; use --device auto or cpu.")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    """A human name for the hardware: the GPU's name, or the CPU model and thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple MPS ({platform.machine()})"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} threads"
-
-
-def _precision(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32. ``auto``: bf16 on CUDA when supported, else fp16
-    on CUDA, fp32 elsewhere."""
-    if precision not in PRECISIONS:
-        raise CourseError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    # ru_maxrss is in KiB on Linux and bytes on macOS.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-# --------------------------------------------------------------------------- seeds
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's generators (call it before building the model,
-    so that the random initialisation repeats too)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator that orders and augments the batches of one epoch (counted from 1).
-
-    One generator per epoch, derived from the seed, makes an epoch's batches depend on
-    the seed and the epoch number only, so a resumed run sees the same batches."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
-
-
-def _rng_states() -> dict:
-    numpy_state = np.random.get_state()
-    states = {
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    python = states["python"]
-    random.setstate((python[0], tuple(python[1]), python[2]))
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- one SGD step
 
 
 @dataclass
-class Evaluation:
-    loss: float
-    accuracy: float
+class Step:
+    """What every training step uses, whichever path the epochs take."""
 
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
 
-@dataclass
-class Predictions:
-    """Labels, predicted classes and class probabilities of one split (CPU tensors)."""
-
-    labels: torch.Tensor
-    predicted: torch.Tensor
-    probabilities: torch.Tensor
+    def take(self, loss: torch.Tensor) -> None:
+        """Backward, an optimiser step (with loss scaling under fp16), and the schedule's step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
 
     @property
-    def accuracy(self) -> float:
-        return float((self.predicted == self.labels).float().mean()) if len(self.labels) else 0.0
-
-    def confusion(self, num_classes: int | None = None) -> torch.Tensor:
-        num_classes = num_classes or self.probabilities.shape[1]
-        return confusion_matrix(self.labels, self.predicted, num_classes)
+    def lr(self) -> float:
+        return self.optimizer.param_groups[-1]["lr"]
 
 
-def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts ``(num_classes, num_classes)``: rows are true classes, columns predicted ones."""
-    index = labels.long().cpu() * num_classes + predicted.long().cpu()
-    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-@torch.no_grad()
-def _in_eval_mode(model: nn.Module, function, split: Split, batch_size: int, precision: str, width: int) -> torch.Tensor:
-    """``function`` (the model or one of its parts) on every photo of ``split`` in order, in eval
-    mode and without gradients: a float32 tensor of ``width`` columns on the model's device."""
-    device = _model_device(model)
-    dtype = _precision(device, precision)
-    was_training = model.training
-    model.eval()
-    outputs = []
-    for images, _ in batches(split, batch_size):
-        with _autocast(device, dtype):
-            outputs.append(function(_to_device(images, device, device.type == "cuda")).float())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0, width, device=device)
-
-
-def _logits(model: nn.Module, split: Split, batch_size: int, precision: str = "auto") -> torch.Tensor:
-    return _in_eval_mode(model, model, split, batch_size, precision, model.fc.out_features).cpu()
-
-
-def predict(model: nn.Module, split: Split, *, batch_size: int = 256, precision: str = "auto") -> Predictions:
-    """The model's predictions for every photo of ``split``, in order, on the model's device."""
-    logits = _logits(model, split, batch_size, precision)
-    return Predictions(
-        labels=split.labels.cpu(),
-        predicted=logits.argmax(1),
-        probabilities=logits.softmax(1),
+def make_step(param_groups: list[dict], config: TrainConfig, device: torch.device, steps: int) -> Step:
+    """SGD (Nesterov momentum, weight decay) with a cosine schedule over ``steps`` batches."""
+    optimizer = torch.optim.SGD(
+        param_groups, lr=param_groups[0]["lr"], momentum=MOMENTUM, nesterov=True, weight_decay=config.weight_decay
+    )
+    return Step(
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
+        scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype(device, config.precision) == torch.float16),
+        criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
     )
 
 
-def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, precision: str = "auto") -> Evaluation:
-    """Mean cross-entropy and accuracy on ``split`` (eval mode, no augmentation)."""
-    logits = _logits(model, split, batch_size, precision)
-    return _score(logits, split.labels.cpu())
+# --------------------------------------------------------------------------- the two ways to run an epoch
 
 
-def _score(logits: torch.Tensor, labels: torch.Tensor) -> Evaluation:
-    if len(labels) == 0:
-        return Evaluation(float("nan"), float("nan"))
-    loss = F.cross_entropy(logits.float(), labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return Evaluation(loss, accuracy)
+class WholeNetwork:
+    """Every epoch sends each photo of the training split, augmented, through the whole network."""
+
+    def __init__(self, model: nn.Module, data: ProductData, config: TrainConfig, device: torch.device):
+        self.model, self.data, self.config, self.device = model, data, config, device
+        self.context = distributed.current()
+        self.net = self.context.wrap(model)
+        self.dtype = autocast_dtype(device, config.precision)
+
+    def prepare(self) -> float:
+        """Nothing to compute before the first epoch."""
+        return 0.0
+
+    def train_epoch(self, step: Step, generator: torch.Generator, progress: bool) -> Evaluation:
+        split, size, ctx = self.data.train, self.config.batch_size, self.context
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        shuffled = batches(split, size, shuffle=True, augment=self.config.augment, generator=generator)
+        for images, labels in tqdm(
+            shuffled, total=math.ceil(len(split) / size), desc="batches", disable=not progress, leave=False
+        ):
+            global_size = len(labels)
+            images, labels = ctx.shard(images, labels)
+            images, labels = to_device(images, self.device), labels.to(self.device, non_blocking=True)
+            with autocast(self.device, self.dtype):
+                logits = self.net(images)
+                loss = step.criterion(logits, labels)
+            step.take(ctx.scale_loss(loss, len(labels), global_size))
+            total_loss += loss.detach().float() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+        return Evaluation(ctx.sum(total_loss).item() / len(split), ctx.sum(correct).item() / len(split))
+
+    def validate(self) -> Evaluation:
+        return evaluate(
+            self.model, self.data.val, batch_size=self.config.eval_batch_size, precision=self.config.precision
+        )
 
 
-# --------------------------------------------------------------------------- cached features
+class CachedFeatures:
+    """The backbone is frozen: each photo's features are computed once, then every epoch trains
+    the head alone on them (in the order ``data.batches`` would give the photos)."""
 
+    def __init__(self, model: nn.Module, data: ProductData, config: TrainConfig, device: torch.device):
+        self.model, self.data, self.config, self.device = model, data, config, device
+        self.train_features = self.val_features = torch.empty(0)
 
-def compute_features(model: nn.Module, split: Split, *, batch_size: int = 256, precision: str = "auto") -> torch.Tensor:
-    """The backbone's pooled features of every photo of ``split`` (float32, on the model's device)."""
-    return _in_eval_mode(model, model.features, split, batch_size, precision, model.fc.in_features)
+    def prepare(self) -> float:
+        """Compute the features of the training and validation photos; the seconds it took."""
+        synchronize(self.device)
+        start = time.perf_counter()
+        options = {"batch_size": self.config.eval_batch_size, "precision": self.config.precision}
+        self.train_features = compute_features(self.model, self.data.train, **options)
+        self.val_features = compute_features(self.model, self.data.val, **options)
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def train_epoch(self, step: Step, generator: torch.Generator, progress: bool) -> Evaluation:
+        labels = self.data.train.labels.to(self.train_features.device)
+        total_loss, correct = 0.0, 0
+        for x, y in _feature_batches(self.train_features, labels, self.config.batch_size, generator):
+            logits = self.model.fc(x)
+            loss = step.criterion(logits, y)
+            step.take(loss)
+            total_loss += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+        return Evaluation(total_loss / len(labels), correct / len(labels))
+
+    def validate(self) -> Evaluation:
+        with torch.no_grad():
+            return score(self.model.fc(self.val_features).float().cpu(), self.data.val.labels.cpu())
 
 
 def _feature_batches(
@@ -417,6 +229,17 @@ def _feature_batches(
         yield features[index], labels[index]
 
 
+def choose_path(
+    model: nn.Module, data: ProductData, config: TrainConfig, device: torch.device
+) -> WholeNetwork | CachedFeatures:
+    """Cached features when the backbone is frozen (unless switched off), else the whole network."""
+    frozen = backbone_is_frozen(model)
+    cache = frozen if config.feature_cache is None else config.feature_cache
+    if cache and not frozen:
+        raise CourseError("feature_cache=True needs a frozen backbone (the feature_extraction regime).")
+    return (CachedFeatures if cache else WholeNetwork)(model, data, config, device)
+
+
 # --------------------------------------------------------------------------- fit
 
 
@@ -424,250 +247,169 @@ def fit(
     model: nn.Module,
     param_groups: list[dict],
     data: ProductData,
+    config: TrainConfig,
     *,
-    epochs: int,
-    batch_size: int = 64,
-    device: str | torch.device = "auto",
-    seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    augment: bool = True,
-    target: float = 0.90,
     progress: bool | None = None,
-    precision: str = "auto",
-    cache_features: bool | None = None,
-    weight_decay: float = WEIGHT_DECAY,
-    eval_batch_size: int = 256,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> History:
-    """Train ``model`` on ``data.train`` for ``epochs`` epochs; validate on ``data.val`` after each.
+    """Train ``model`` on ``data.train`` as ``config`` says; validate on ``data.val`` after each epoch.
 
-    ``param_groups`` come from ``regimes.prepare_model`` (each with its own ``lr``).
-    ``seed`` seeds Python, NumPy and PyTorch and fixes the order and augmentation of every
-    epoch's batches, so two CPU runs with the same seed give the same history (apart from
-    the timings). Seed before ``prepare_model`` too (``seed_everything``) for the same
-    initial head. ``device`` ``auto`` is CUDA, then MPS, then the CPU; ``precision`` ``auto``
-    is bf16 autocast on CUDA (fp16 with loss scaling where bf16 is missing) and fp32 elsewhere.
-    ``out`` is a run folder: after every epoch it receives ``checkpoint.pt`` (model,
-    optimiser, schedule, random states and history; written atomically) and
-    ``history.json``. ``resume=True`` continues from ``out/checkpoint.pt`` to the same
-    result as an uninterrupted run. ``cache_features`` (default: when the backbone is
-    frozen) trains the head on features computed once. ``progress`` None shows bars only
-    on a terminal. ``on_epoch`` is called with each new record. ``target`` only labels the
-    progress bar; ``History.time_to`` answers for any accuracy.
+    ``param_groups`` come from ``regimes.prepare_model`` (each with its own ``lr``). Seed
+    before ``prepare_model`` too (``seed_everything``) for the same initial head. ``out`` is
+    a run folder: after every epoch it receives ``checkpoint.pt`` (model, optimiser, schedule,
+    random states and history; written atomically) and ``history.json``. ``resume=True``
+    continues from ``out/checkpoint.pt`` to the same result as an uninterrupted run.
+    ``progress`` None shows bars only on a terminal. ``on_epoch`` is called with each new record.
     """
-    if epochs < 1:
-        raise CourseError(f"epochs must be at least 1, got {epochs}.")
-    if batch_size < 1:
-        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
     if len(data.train) == 0 or len(data.val) == 0:
         raise CourseError("The training and validation splits must not be empty.")
     if resume and out is None:
         raise CourseError("resume=True needs the run folder `out` that holds the checkpoint.")
-    device = resolve_device(device)
-    ctx = distributed.setup(device)
-    device = ctx.device(device)
-    dtype = _precision(device, precision)
-    frozen = backbone_is_frozen(model)
-    if cache_features is None:
-        cache_features = frozen
-    if cache_features and not frozen:
-        raise CourseError("cache_features=True needs a frozen backbone (the feature_extraction regime).")
-    if progress is None:
-        progress = sys.stderr.isatty()
-    progress = progress and ctx.is_main
-
-    settings = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "augment": augment and not cache_features,
-        "precision": str(dtype).replace("torch.", "") if dtype else "float32",
-        "optimizer": f"SGD(momentum={MOMENTUM}, nesterov=True, weight_decay={weight_decay})",
-        "schedule": "cosine to 0, stepped per batch",
-        "lr": {group.get("name", str(i)): group["lr"] for i, group in enumerate(param_groups)},
-        "cached_features": cache_features,
-    }
-
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats(device)
-        model.to(device, memory_format=torch.channels_last)
-        data = data.to(device)
-    else:
-        model.to(device)
-
-    seed_everything(seed)
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
-    optimizer = torch.optim.SGD(
-        param_groups, lr=param_groups[0]["lr"], momentum=MOMENTUM, nesterov=True, weight_decay=weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-    history = History(device=str(device), device_name=device_name(device), cached_features=cache_features, settings=settings)
+    device = resolve_device(config.device)
+    context = distributed.setup(device)
+    device = context.device(device)
+    data = _place(model, data, device)
+    path = choose_path(model, data, config, device)
+    cached = isinstance(path, CachedFeatures)
+    seed_everything(config.seed)
+    step = make_step(param_groups, config, device, config.epochs * math.ceil(len(data.train) / config.batch_size))
+    settings = _settings(config, param_groups, cached, device)
+    history = History(device=str(device), device_name=device_name(device), cached_features=cached, settings=settings)
     run = Path(out) if out is not None else None
     if resume and run is not None and (run / CHECKPOINT_NAME).is_file():
-        history = _load_run(run / CHECKPOINT_NAME, model, optimizer, scheduler, scaler, settings)
+        history = _load_run(run / CHECKPOINT_NAME, model, step, settings)
         history.device, history.device_name = str(device), device_name(device)
+    first = len(history) + 1
+    setup_seconds = path.prepare() if first <= config.epochs else 0.0  # charged to this process's first epoch
+    if not history.records:
+        history.setup_seconds = setup_seconds
+    show = (sys.stderr.isatty() if progress is None else progress) and context.is_main
 
-    setup_seconds = 0.0
-    train_features = val_features = None
-    if cache_features and len(history) < epochs:
-        _synchronize(device)
-        start = time.perf_counter()
-        train_features = compute_features(model, data.train, batch_size=eval_batch_size, precision=precision)
-        val_features = compute_features(model, data.val, batch_size=eval_batch_size, precision=precision)
-        _synchronize(device)
-        setup_seconds = time.perf_counter() - start
-        if not history.records:
-            history.setup_seconds = setup_seconds
-
-    net = model if cache_features else ctx.wrap(model)
-    first_epoch = len(history) + 1
     bar = tqdm(
-        range(first_epoch, epochs + 1),
+        range(first, config.epochs + 1),
         desc="epochs",
-        initial=len(history),
-        total=epochs,
-        disable=not progress,
+        initial=first - 1,
+        total=config.epochs,
+        disable=not show,
         leave=False,
     )
     for epoch in bar:
-        generator = epoch_generator(seed, epoch)
-        model.train()
-        _synchronize(device)
-        start = time.perf_counter()
-        if cache_features:
-            train = _train_epoch_on_features(
-                model.fc, optimizer, scheduler, train_features, data.train.labels, batch_size, generator
-            )
-        else:
-            train = _train_epoch(
-                net, optimizer, scheduler, scaler, data.train, batch_size, augment, generator, device, dtype, progress, ctx
-            )
-        _synchronize(device)
-        seconds = time.perf_counter() - start
-        lr = optimizer.param_groups[-1]["lr"]
-
-        start = time.perf_counter()
-        if cache_features:
-            with torch.no_grad():
-                val = _score(model.fc(val_features).float().cpu(), data.val.labels.cpu())
-        else:
-            val = evaluate(model, data.val, batch_size=eval_batch_size, precision=precision)
-        _synchronize(device)
-        eval_seconds = time.perf_counter() - start
-
-        previous = history.total_seconds
-        charged = seconds + (setup_seconds if epoch == first_epoch else 0.0)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=train.loss,
-            train_accuracy=train.accuracy,
-            val_loss=val.loss,
-            val_accuracy=val.accuracy,
-            seconds=seconds,
-            cumulative_seconds=previous + charged,
-            images_per_second=len(data.train) / seconds if seconds > 0 else float("inf"),
-            eval_seconds=eval_seconds,
-            lr=lr,
-        )
+        already = history.total_seconds + (setup_seconds if epoch == first else 0.0)
+        record = _run_epoch(epoch, path, step, config, device, already, show)
         history.records.append(record)
-        history.peak_memory_bytes = max(history.peak_memory_bytes, _peak_memory(device))
-        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", target=f"{target:.2f}", s=f"{record.cumulative_seconds:.0f}")
-        if run is not None and ctx.is_main:
-            _save_run(run, model, optimizer, scheduler, scaler, history)
+        history.peak_memory_bytes = max(history.peak_memory_bytes, peak_memory(device))
+        bar.set_postfix(val_acc=f"{record.val_accuracy:.3f}", s=f"{record.cumulative_seconds:.0f}")
+        if run is not None and context.is_main:
+            _save_run(run, model, step, history)
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    history.peak_memory_bytes = max(history.peak_memory_bytes, _peak_memory(device))
-    if run is not None and ctx.is_main:
+    history.peak_memory_bytes = max(history.peak_memory_bytes, peak_memory(device))
+    if run is not None and context.is_main:
         history.to_json(run / HISTORY_NAME)
     return history
 
 
-def _train_epoch(model, optimizer, scheduler, scaler, split, batch_size, augment, generator, device, dtype, progress, ctx) -> Evaluation:
-    channels_last = device.type == "cuda"
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    steps = tqdm(
-        batches(split, batch_size, shuffle=True, augment=augment, generator=generator),
-        total=math.ceil(len(split) / batch_size),
-        desc="batches",
-        disable=not progress,
-        leave=False,
+def _run_epoch(
+    epoch: int,
+    path: WholeNetwork | CachedFeatures,
+    step: Step,
+    config: TrainConfig,
+    device: torch.device,
+    previous_seconds: float,
+    progress: bool,
+) -> EpochRecord:
+    """Train one epoch and validate; training and validation are timed apart."""
+    path.model.train()
+    synchronize(device)
+    start = time.perf_counter()
+    train = path.train_epoch(step, epoch_generator(config.seed, epoch), progress)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    val = path.validate()
+    synchronize(device)
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=train.loss,
+        train_accuracy=train.accuracy,
+        val_loss=val.loss,
+        val_accuracy=val.accuracy,
+        seconds=seconds,
+        cumulative_seconds=previous_seconds + seconds,
+        images_per_second=len(path.data.train) / seconds if seconds > 0 else float("inf"),
+        eval_seconds=time.perf_counter() - start,
+        lr=step.lr,
     )
-    for images, labels in steps:
-        global_size = len(labels)
-        images, labels = ctx.shard(images, labels)
-        images = _to_device(images, device, channels_last)
-        labels = labels.to(device, non_blocking=True)
-        with _autocast(device, dtype):
-            logits = model(images)
-            loss = ctx.loss(logits, labels, global_size)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        total_loss += ctx.loss_sum(loss, global_size)
-        correct += (logits.argmax(1) == labels).sum()
-    total_loss, correct = ctx.sum(total_loss), ctx.sum(correct)
-    return Evaluation(total_loss.item() / len(split), correct.item() / len(split))
 
 
-def _train_epoch_on_features(head, optimizer, scheduler, features, labels, batch_size, generator) -> Evaluation:
-    labels = labels.to(features.device)
-    total_loss, correct = 0.0, 0
-    for x, y in _feature_batches(features, labels, batch_size, generator):
-        logits = head(x)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
-    return Evaluation(total_loss / len(labels), correct / len(labels))
+def _place(model: nn.Module, data: ProductData, device: torch.device) -> ProductData:
+    """The model on ``device`` (channels_last on CUDA, whose photos move there too, once)."""
+    if device.type != "cuda":
+        model.to(device)
+        return data
+    torch.backends.cudnn.benchmark = True
+    torch.cuda.reset_peak_memory_stats(device)
+    model.to(device, memory_format=torch.channels_last)
+    return data.to(device)
+
+
+def _settings(config: TrainConfig, param_groups: list[dict], cached: bool, device: torch.device) -> dict[str, Any]:
+    """What the run records about how it trained: the config and what it resolved to."""
+    dtype = autocast_dtype(device, config.precision)
+    return {
+        **asdict(config),
+        "lr": {group.get("name", str(i)): group["lr"] for i, group in enumerate(param_groups)},
+        "cached_features": cached,
+        "autocast": str(dtype).replace("torch.", "") if dtype else "float32",
+        "optimizer": f"SGD(momentum={MOMENTUM}, nesterov=True, weight_decay={config.weight_decay})",
+        "schedule": "cosine to 0, stepped per batch",
+    }
 
 
 # --------------------------------------------------------------------------- run folder
 
 
-def _save_run(run: Path, model, optimizer, scheduler, scaler, history: History) -> None:
+def _save_run(run: Path, model: nn.Module, step: Step, history: History) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng": _rng_states(),
+        "optimizer": step.optimizer.state_dict(),
+        "scheduler": step.scheduler.state_dict(),
+        "scaler": step.scaler.state_dict(),
+        "rng": rng_states(),
         "history": history.to_dict(),
     }
     write_atomically(run / CHECKPOINT_NAME, lambda file: torch.save(payload, file), binary=True)
     history.to_json(run / HISTORY_NAME)
 
 
-def _load_run(path: Path, model, optimizer, scheduler, scaler, settings: dict) -> History:
+def _load_run(path: Path, model: nn.Module, step: Step, settings: dict[str, Any]) -> History:
+    """The history of the run in ``path``, with model, optimiser and random states restored;
+    refused when the run was started with settings that change the result."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CourseError(f"{path} could not be read to resume ({type(error).__name__}); delete it to start over.") from None
+        raise CourseError(
+            f"{path} could not be read to resume ({type(error).__name__}); delete it to start over."
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CourseError(f"{path} is not a training checkpoint written by fit(); delete it to start over.")
     history = History.from_dict(payload["history"])
-    saved = {k: history.settings.get(k) for k in ("epochs", "batch_size", "seed", "augment", "cached_features", "lr")}
-    asked = {k: settings[k] for k in saved}
-    if saved != asked:
-        changed = ", ".join(f"{k} {saved[k]} -> {asked[k]}" for k in saved if saved[k] != asked[k])
+    keys = [key for key in settings if key not in RESULT_INDEPENDENT]
+    changed = [
+        f"{k} {history.settings.get(k)} -> {settings[k]}" for k in keys if history.settings.get(k) != settings[k]
+    ]
+    if changed:
         raise CourseError(
-            f"Cannot resume from {path}: the run was started with other settings ({changed}). "
+            f"Cannot resume from {path}: the run was started with other settings ({', '.join(changed)}). "
             "Use the same settings, or another run folder to start over."
         )
     model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    scaler.load_state_dict(payload["scaler"])
-    _set_rng_states(payload["rng"])
+    step.optimizer.load_state_dict(payload["optimizer"])
+    step.scheduler.load_state_dict(payload["scheduler"])
+    step.scaler.load_state_dict(payload["scaler"])
+    set_rng_states(payload["rng"])
     return history

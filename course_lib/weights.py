@@ -22,9 +22,10 @@ import logging
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,7 +74,7 @@ class Checkpoint:
         return self.state_dict["fc.weight"].shape[0]
 
 
-Weights = Union[None, str, os.PathLike, Mapping[str, torch.Tensor], Checkpoint]
+Weights = None | str | os.PathLike | Mapping[str, torch.Tensor] | Checkpoint
 
 
 def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -171,14 +172,11 @@ def imagenet_state_dict() -> StateDict:
     entry = ResNet18_Weights.IMAGENET1K_V1
     target = imagenet_cache_path()
     try:
-        state_dict = entry.get_state_dict(
-            progress=False, check_hash=True, map_location="cpu", weights_only=True
-        )
+        state_dict = entry.get_state_dict(progress=False, check_hash=True, map_location="cpu", weights_only=True)
     except Exception as error:
         if target.is_file():
             raise CourseError(
-                f"The ImageNet weights file {target} could not be read ({_first_line(error)}). "
-                "Delete it and try again."
+                f"The ImageNet weights file {target} could not be read ({_first_line(error)}). Delete it and try again."
             ) from None
         raise CourseError(
             f"Could not download torchvision's ImageNet ResNet-18 weights ({_first_line(error)}). "
@@ -254,9 +252,7 @@ def _state_dict_of(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor]) 
         return model_or_state_dict.state_dict
     if isinstance(model_or_state_dict, Mapping) and _is_state_dict(model_or_state_dict):
         return dict(model_or_state_dict)
-    raise CourseError(
-        f"save_checkpoint needs a model or a state_dict, not {type(model_or_state_dict).__name__}."
-    )
+    raise CourseError(f"save_checkpoint needs a model or a state_dict, not {type(model_or_state_dict).__name__}.")
 
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -275,10 +271,7 @@ def _plain(value: Any, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(item, f"{where}[{index}]") for index, item in enumerate(value))
     if isinstance(value, dict):
-        return {
-            _plain(key, f"a key of {where}"): _plain(item, f"{where}[{key!r}]")
-            for key, item in value.items()
-        }
+        return {_plain(key, f"a key of {where}"): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         return _plain(value.item(), where)
     raise CourseError(
@@ -307,8 +300,7 @@ def _check_architecture(state_dict: Mapping[str, torch.Tensor], what: str) -> No
     unexpected = sorted(set(state_dict) - set(reference))
     if missing or unexpected:
         raise CourseError(
-            f"{what} does not hold ResNet-18 weights: "
-            f"missing keys {_few(missing)}; unexpected keys {_few(unexpected)}."
+            f"{what} does not hold ResNet-18 weights: missing keys {_few(missing)}; unexpected keys {_few(unexpected)}."
         )
     wrong = [
         f"{name} {tuple(state_dict[name].shape)} instead of {shape}"

@@ -28,7 +28,7 @@ BOOK = "book"
 COMMAND = "python scripts/book_notebooks.py"
 CLONE_DIR = "/content/resnet-course"
 
-COLAB_SETUP = '''\
+COLAB_SETUP = """\
 # On Google Colab: fetch the course repository and make its code importable.
 # Anywhere else (Binder, a clone of the repository) this cell does nothing.
 import sys
@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
     # PyTorch comes with Colab; myst-nb provides the glue() the chapters call.
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "myst-nb>=1,<2"], check=True)
     sys.path[:0] = [CLONE, os.path.join(CLONE, "book")]
-    os.chdir(os.path.join(CLONE, {page_dir}))'''
+    os.chdir(os.path.join(CLONE, {page_dir}))"""
 
 
 def load_config(root: Path = ROOT) -> dict:
@@ -55,7 +55,7 @@ def toc_pages(root: Path = ROOT) -> list[str]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     pages = [toc["root"]]
 
-    def walk(entries):
+    def walk(entries: list[dict]) -> None:
         for entry in entries:
             if "file" in entry:
                 pages.append(entry["file"])
@@ -79,8 +79,12 @@ def has_code(notebook: nbformat.NotebookNode) -> bool:
 
 def colab_setup_cell(config: dict, page_dir: str) -> nbformat.NotebookNode:
     repository = config["repository"]
-    values = {"repository": repository["url"], "branch": repository.get("branch", "main"),
-              "clone": CLONE_DIR, "page_dir": page_dir}
+    values = {
+        "repository": repository["url"],
+        "branch": repository.get("branch", "main"),
+        "clone": CLONE_DIR,
+        "page_dir": page_dir,
+    }
     source = COLAB_SETUP.format(**{name: json.dumps(value) for name, value in values.items()})
     return nbformat.v4.new_code_cell(source)
 
@@ -138,7 +142,7 @@ def write_notebooks(root: Path = ROOT) -> None:
         print(f"deleted {path.relative_to(root)}")
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report notebooks that are out of date")
     args = parser.parse_args(argv)

@@ -95,14 +95,24 @@ Visual and Semantic Labels. IEEE Winter Conference on Applications of Computer V
 
 def write_readme(out: Path, rows: list[dict], size: int, quality: int) -> None:
     count = lambda **kw: sum(all(r[k] == v for k, v in kw.items()) for r in rows)  # noqa: E731
-    (out / "README.md").write_text(README.format(
-        size=size, quality=quality, total=len(rows), fraction=HOLDOUT_FRACTION,
-        train=count(split="train"), val=count(split="val"), test=count(split="test"),
-        official_val=count(official_split="val"), held_out=count(split="val", official_split="train"),
-        val_fine_official=len({r["fine"] for r in rows if r["official_split"] == "val"}),
-        coarse_count=len({r["coarse"] for r in rows}), fine_count=len({r["fine"] for r in rows}),
-        se_official=100 * (0.09 / count(official_split="val")) ** 0.5, se_val=100 * (0.09 / count(split="val")) ** 0.5,
-    ))
+    (out / "README.md").write_text(
+        README.format(
+            size=size,
+            quality=quality,
+            total=len(rows),
+            fraction=HOLDOUT_FRACTION,
+            train=count(split="train"),
+            val=count(split="val"),
+            test=count(split="test"),
+            official_val=count(official_split="val"),
+            held_out=count(split="val", official_split="train"),
+            val_fine_official=len({r["fine"] for r in rows if r["official_split"] == "val"}),
+            coarse_count=len({r["coarse"] for r in rows}),
+            fine_count=len({r["fine"] for r in rows}),
+            se_official=100 * (0.09 / count(official_split="val")) ** 0.5,
+            se_val=100 * (0.09 / count(split="val")) ** 0.5,
+        )
+    )
 
 
 def shrink(path: Path, size: int, quality: int) -> bytes:
@@ -128,13 +138,14 @@ def build(src: Path, out: Path, size: int, quality: int) -> list[dict]:
     splits = grocery_splits(records)
     prepare_out(out)
     rows = []
-    for record, split in tqdm(list(zip(records, splits)), desc=f"{size} px", unit="img"):
+    for record, split in tqdm(list(zip(records, splits, strict=True)), desc=f"{size} px", unit="img"):
         data = shrink(src / "dataset" / record["path"], size, quality)
         target = out / "images" / record["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        rows.append({**record, "split": split, "path": f"images/{record['path']}",
-                     "sha256": hashlib.sha256(data).hexdigest()})
+        rows.append(
+            {**record, "split": split, "path": f"images/{record['path']}", "sha256": hashlib.sha256(data).hexdigest()}
+        )
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -147,8 +158,12 @@ def build(src: Path, out: Path, size: int, quality: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--src", type=Path, default=PROJECT_ROOT.parent / "shared" / "datasets" / "grocery-store",
-                        help="the original dataset (the folder holding dataset/train.txt)")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=PROJECT_ROOT.parent / "shared" / "datasets" / "grocery-store",
+        help="the original dataset (the folder holding dataset/train.txt)",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "data" / "grocery-store")
     parser.add_argument("--size", type=int, default=96, help="side of the square images in pixels")
     parser.add_argument("--quality", type=int, default=80, help="JPEG quality")

@@ -25,16 +25,17 @@ import multiprocessing
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from course_lib import PROJECT_ROOT, plots
-from course_lib.data import load_products
+from course_lib.data import TASKS, ProductData, load_products
+from course_lib.history import History
 from course_lib.models import PlainNet18, ResNet18
 from course_lib.regimes import param_groups
-from course_lib.train import fit, seed_everything
+from course_lib.runtime import provenance, resolve_device, seed_everything
+from course_lib.train import TrainConfig, fit
 
 MODELS = {"PlainNet18": PlainNet18, "ResNet18": ResNet18}
 
@@ -45,27 +46,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--task", default="super", choices=("super", "coarse", "fine"))
+    parser.add_argument("--task", default="super", choices=TASKS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--jobs", type=int, default=1, choices=(1, 2),
-                        help="2: train the two networks at once, in two processes of one CPU thread each")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="2: train the two networks at once, in two processes of one CPU thread each",
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "degradation")
     return parser.parse_args(argv)
 
 
-def train(name: str, data, args: argparse.Namespace, threads: int | None = None):
+def train(name: str, data: ProductData, args: argparse.Namespace, threads: int | None = None) -> History:
     """One network from random initialisation, every layer trained at ``args.lr``."""
     if threads:
         torch.set_num_threads(threads)
     seed_everything(args.seed)
     model = MODELS[name](num_classes=data.num_classes)
     groups = param_groups(model, "fresh", args.lr)
-    history = fit(model, groups, data, epochs=args.epochs, batch_size=args.batch_size,
-                  device=args.device, seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed)
+    history = fit(model, groups, data, config)
     last = history.records[-1]
-    print(f"{name}: train accuracy {last.train_accuracy:.1%}, validation {last.val_accuracy:.1%}, "
-          f"{history.total_seconds:.0f} s", flush=True)
+    print(
+        f"{name}: train accuracy {last.train_accuracy:.1%}, validation {last.val_accuracy:.1%}, "
+        f"{history.total_seconds:.0f} s",
+        flush=True,
+    )
     return history
 
 
@@ -77,13 +86,16 @@ def summary(histories: dict, record: dict) -> str:
         f"{record['photos']['train']} training and {record['photos']['val']} validation photos "
         f"({record['task']} task, {record['image_size']} px), seed {record['seed']}.",
         "",
-        "| model | final train loss | final train accuracy | final validation accuracy | best validation accuracy | training seconds |",
+        "| model | final train loss | final train accuracy | final validation accuracy | best validation "
+        "accuracy | training seconds |",
         "|---|---|---|---|---|---|",
     ]
     for name, history in histories.items():
         last = history.records[-1]
-        lines.append(f"| {name} | {last.train_loss:.3f} | {last.train_accuracy:.1%} | {last.val_accuracy:.1%} "
-                     f"| {history.best_val_accuracy:.1%} | {history.total_seconds:.0f} |")
+        lines.append(
+            f"| {name} | {last.train_loss:.3f} | {last.train_accuracy:.1%} | {last.val_accuracy:.1%} "
+            f"| {history.best_val_accuracy:.1%} | {history.total_seconds:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -94,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs == 2:
         with multiprocessing.get_context("spawn").Pool(2) as pool:
             trained = pool.starmap(train, [(name, data, args, 1) for name in MODELS])
-        histories = dict(zip(MODELS, trained))
+        histories = dict(zip(MODELS, trained, strict=True))
     else:
         histories = {name: train(name, data, args) for name in MODELS}
 
@@ -103,16 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, history in histories.items():
         history.to_json(args.out / "histories" / f"{name}.json")
         history.to_csv(args.out / "histories" / f"{name}.csv")
-    plots.plot_curves({name: [history] for name, history in histories.items()}, target=None,
-                      path=args.out / "curves.png")
+    plots.plot_curves(
+        {name: [history] for name, history in histories.items()}, target=None, path=args.out / "curves.png"
+    )
     first = next(iter(histories.values()))
+    command = "python scripts/degradation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     record = {
-        "command": "python scripts/degradation.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **provenance(resolve_device(first.device), command.strip()),
+        "device_name": first.device_name,  # as training saw it (--jobs 2 trains with one thread each)
         "wall_seconds": round(time.time() - started, 1),
-        "torch": torch.__version__,
-        "device": first.device,
-        "device_name": first.device_name,
         "task": args.task,
         "image_size": args.image_size,
         "seed": args.seed,
@@ -121,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         "classes": data.classes,
         "training": first.settings,
     }
-    record["command"] = record["command"].strip()
     (args.out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.out / "summary.md").write_text(summary(histories, record))
     print(f"Wrote {args.out}")

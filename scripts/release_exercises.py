@@ -1,20 +1,21 @@
 """Regenerate the student releases exercises/<assignment>/ from solutions/ with nbgrader.
 
-    python scripts/release_exercises.py            # all assignments
-    python scripts/release_exercises.py 01-convolution
-    python scripts/release_exercises.py --check    # exit 1 when exercises/ is out of date
+python scripts/release_exercises.py            # all assignments
+python scripts/release_exercises.py 01-convolution
+python scripts/release_exercises.py --check    # exit 1 when exercises/ is out of date
 """
 
 import argparse
 import sys
 
 from course_lib.errors import CourseError
-from course_lib.grade import SOLUTIONS, release_assignments, stale_releases
+from course_lib.grading.assignment import SOLUTIONS
+from course_lib.grading.releases import release_assignments, stale_releases
 
 EXERCISES = SOLUTIONS.parent / "exercises"
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="default: every folder of solutions/")
     parser.add_argument("--check", action="store_true", help="only report releases that are out of date")

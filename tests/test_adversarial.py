@@ -1,5 +1,5 @@
 """The adversarial suite: hostile and broken submissions graded in one batch through the
-real pipeline (``course_lib.grade`` -> ``nbgrader autograde`` -> the sandboxed kernel).
+real pipeline (``course_lib.grading`` -> ``nbgrader autograde`` -> the sandboxed kernel).
 
 Checks: no hostile submission gets a point it does not deserve, honest ones in the same
 batch get exactly their marks, the batch finishes, the instructor's files are unchanged,
@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import processes_carrying
 
 from course_lib import PROJECT_ROOT
-from course_lib import grade as grading
-from processes import processes_carrying
+from course_lib.grading.assignment import graded_cells
+from course_lib.grading.cli import GradeConfig
+from course_lib.grading.pipeline import grade
 
 sys.path.insert(0, str(Path(__file__).parent / "adversarial"))
 import cases as adversarial  # noqa: E402
@@ -55,9 +57,10 @@ def gradebook_definition(course):
     """The gradebook's record of the assignment itself (cells, points, checksums): grading
     adds students' grades but must never change it."""
     with sqlite3.connect(course / "gradebook.db") as db:
-        rows = [db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-                for table in ("assignment", "notebook", "base_cell", "grade_cells", "solution_cells",
-                              "source_cell")]
+        rows = [
+            db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            for table in ("assignment", "notebook", "base_cell", "grade_cells", "solution_cells", "source_cell")
+        ]
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -88,10 +91,13 @@ def batch(tmp_path_factory):
     old_config_dir = os.environ.get("JUPYTER_CONFIG_DIR")
     os.environ["JUPYTER_CONFIG_DIR"] = str(config)
     try:
-        grading.grade(adversarial.ASSIGNMENT, None, course, cell_timeout=CELL_TIMEOUT,
-                      progress=lambda line: None)
-        release = json.loads((course / "release" / adversarial.ASSIGNMENT /
-                              f"{adversarial.NOTEBOOK}.ipynb").read_text())
+        grade(
+            GradeConfig(assignment=adversarial.ASSIGNMENT, out=course, cell_timeout=CELL_TIMEOUT),
+            progress=lambda line: None,
+        )
+        release = json.loads(
+            (course / "release" / adversarial.ASSIGNMENT / f"{adversarial.NOTEBOOK}.ipynb").read_text()
+        )
         solution = json.loads(SOLUTION.read_text())
         cases = selected(adversarial.build_cases(release, solution, course))
         for case in cases:
@@ -102,9 +108,17 @@ def batch(tmp_path_factory):
         before = instructor_files(course)
         log = []
         started = time.perf_counter()
-        reports = grading.grade(adversarial.ASSIGNMENT, submissions, course,
-                                cell_timeout=CELL_TIMEOUT, student_timeout=STUDENT_TIMEOUT, jobs=JOBS,
-                                progress=log.append)
+        reports = grade(
+            GradeConfig(
+                assignment=adversarial.ASSIGNMENT,
+                submissions=submissions,
+                out=course,
+                cell_timeout=CELL_TIMEOUT,
+                student_timeout=STUDENT_TIMEOUT,
+                jobs=JOBS,
+            ),
+            progress=log.append,
+        )
         seconds = time.perf_counter() - started
     finally:
         if old_config_dir is None:
@@ -116,14 +130,19 @@ def batch(tmp_path_factory):
     print("| case | what | status | auto score | problems |\n|---|---|---|---|---|")
     for case in cases:
         row = grades.get(case.name, {})
-        print(f"| {case.name} | {case.what} | {row.get('status')} | "
-              f"{row.get('auto_score')}/{row.get('auto_max_score')} | {row.get('problems', '')[:150]} |")
+        print(
+            f"| {case.name} | {case.what} | {row.get('status')} | "
+            f"{row.get('auto_score')}/{row.get('auto_max_score')} | {row.get('problems', '')[:150]} |"
+        )
     return {
-        "course": course, "cases": {case.name: case for case in cases}, "reports": reports,
-        "before": before, "after": instructor_files(course),
+        "course": course,
+        "cases": {case.name: case for case in cases},
+        "reports": reports,
+        "before": before,
+        "after": instructor_files(course),
         "grades": grades,
         "questions": read_csv(course / "questions.csv"),
-        "points": {c.name: c.points for c in grading.graded_cells(SOLUTION.parent) if c.kind == "auto"},
+        "points": {c.name: c.points for c in graded_cells(SOLUTION.parent) if c.kind == "auto"},
         "hidden": adversarial.hidden_lines(json.loads(SOLUTION.read_text())),
     }
 
@@ -143,8 +162,11 @@ def case_names():
 @pytest.mark.parametrize("name", case_names())
 def test_each_test_cell_scores_exactly_what_the_submission_deserves(batch, name):
     case = batch["cases"][name]
-    scores = {row["cell"]: float(row["score"]) for row in batch["questions"]
-              if row["student_id"] == name and row["kind"] == "auto"}
+    scores = {
+        row["cell"]: float(row["score"])
+        for row in batch["questions"]
+        if row["student_id"] == name and row["kind"] == "auto"
+    }
     expected = {cell: (points if cell in case.passes else 0.0) for cell, points in batch["points"].items()}
     assert scores == expected, f"{name} ({case.what}): report {batch['grades'][name]}"
 
@@ -171,8 +193,9 @@ def test_instructor_files_unchanged(batch):
 
 def test_gradebook_holds_no_score_above_the_maximum(batch):
     with sqlite3.connect(batch["course"] / "gradebook.db") as db:
-        rows = db.execute("SELECT auto_score, max_score FROM grade JOIN grade_cells "
-                          "ON grade.cell_id = grade_cells.id").fetchall()
+        rows = db.execute(
+            "SELECT auto_score, max_score FROM grade JOIN grade_cells ON grade.cell_id = grade_cells.id"
+        ).fetchall()
     assert rows
     assert all(score is None or score <= maximum for score, maximum in rows)
 
@@ -202,8 +225,9 @@ def test_hostile_code_found_nothing_to_read_or_write(batch):
 def test_endless_output_is_cut(batch):
     if "endless-printing" not in batch["cases"]:
         pytest.skip("endless-printing not selected in ADVERSARIAL_CASES")
-    graded = (batch["course"] / "autograded" / "endless-printing" / adversarial.ASSIGNMENT /
-              f"{adversarial.NOTEBOOK}.ipynb")
+    graded = (
+        batch["course"] / "autograded" / "endless-printing" / adversarial.ASSIGNMENT / f"{adversarial.NOTEBOOK}.ipynb"
+    )
     assert graded.stat().st_size < 2 * 2**20
     assert "output truncated" in graded.read_text()
 

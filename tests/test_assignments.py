@@ -13,7 +13,8 @@ from torch import nn
 
 from course_lib import PROJECT_ROOT, checks, conv, models, regimes
 from course_lib.checks import CheckFailed
-from course_lib.grade import graded_cells, stale_releases
+from course_lib.grading.assignment import graded_cells
+from course_lib.grading.releases import stale_releases
 
 SOLUTIONS = PROJECT_ROOT / "solutions"
 EXERCISES = PROJECT_ROOT / "exercises"
@@ -74,16 +75,23 @@ def test_convolution_solution_equals_library():
     ns = solution_namespace("01-convolution", ("setup", "conv_output_size", "conv2d_naive", "im2col", "conv2d_im2col"))
     generator = torch.Generator().manual_seed(0)
     for size, kernel, stride, padding in [(7, 3, 1, 0), (8, 3, 2, 1), (9, 2, 3, 2), (5, 5, 1, 0)]:
-        assert ns["conv_output_size"](size, kernel, stride, padding) == conv.conv_output_size(size, kernel, stride, padding)
+        assert ns["conv_output_size"](size, kernel, stride, padding) == conv.conv_output_size(
+            size, kernel, stride, padding
+        )
     for stride, padding in [(1, 0), (2, 1), (3, 2)]:
         x = torch.randn(2, 3, 7, 8, generator=generator)
         weight = torch.randn(4, 3, 3, 2, generator=generator)
         bias = torch.randn(4, generator=generator)
         for mine, theirs in [("conv2d_naive", conv.conv2d_naive), ("conv2d_im2col", conv.conv2d_im2col)]:
-            torch.testing.assert_close(ns[mine](x, weight, bias, stride, padding),
-                                       theirs(x, weight, bias, stride=stride, padding=padding), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(ns["im2col"](x, (3, 2), stride, padding),
-                                   F.unfold(x, (3, 2), stride=stride, padding=padding))
+            torch.testing.assert_close(
+                ns[mine](x, weight, bias, stride, padding),
+                theirs(x, weight, bias, stride=stride, padding=padding),
+                atol=1e-5,
+                rtol=1e-5,
+            )
+        torch.testing.assert_close(
+            ns["im2col"](x, (3, 2), stride, padding), F.unfold(x, (3, 2), stride=stride, padding=padding)
+        )
 
 
 def test_residual_block_solution_equals_library():
@@ -125,9 +133,15 @@ def failure(check, *args, **kwargs) -> str:
 
 
 def test_output_size_hints():
-    assert "check the padding" in failure(checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s - k) // stride + 1)
-    assert "+ 1" in failure(checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) // stride)
-    message = failure(checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) / stride + 1)
+    assert "check the padding" in failure(
+        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s - k) // stride + 1
+    )
+    assert "+ 1" in failure(
+        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) // stride
+    )
+    message = failure(
+        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) / stride + 1
+    )
     assert "expected an int" in message and "//" in message
 
 
@@ -136,13 +150,16 @@ def test_conv2d_hints():
         return conv.conv2d_naive(x, w, b, stride=stride)
 
     message = failure(checks.check_conv2d, no_padding, padding=1)
-    assert re.search(r"output shape \(\d+, \d+, \d+, \d+\), expected \(\d+, \d+, \d+, \d+\): check the padding", message)
+    assert re.search(
+        r"output shape \(\d+, \d+, \d+, \d+\), expected \(\d+, \d+, \d+, \d+\): check the padding", message
+    )
     flipped = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(x, w.flip(-1, -2), b, stride, padding)
     assert "do not flip the kernel" in failure(checks.check_conv2d, flipped)
     no_bias = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(x, w, None, stride, padding)
     assert "add the bias" in failure(checks.check_conv2d, no_bias)
-    assert "called torch's conv2d" in failure(checks.check_conv2d, lambda x, w, b=None, stride=1, padding=0:
-                                              F.conv2d(x, w, b, stride=stride, padding=padding))
+    assert "called torch's conv2d" in failure(
+        checks.check_conv2d, lambda x, w, b=None, stride=1, padding=0: F.conv2d(x, w, b, stride=stride, padding=padding)
+    )
     checks.check_conv2d(conv.conv2d_naive, stride=2, padding=1)
     assert F.conv2d.__name__ == "conv2d"  # restored after the check
 
@@ -156,7 +173,9 @@ def test_checks_do_not_trust_student_objects():
         return conv.conv2d_naive(x, w, b, stride, padding).as_subclass(AlwaysEqual)
 
     assert "expected a torch.Tensor" in failure(checks.check_conv2d, subclass)
-    double = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(x.double(), w.double(), None if b is None else b.double(), stride, padding)
+    double = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(
+        x.double(), w.double(), None if b is None else b.double(), stride, padding
+    )
     assert "dtype torch.float64" in failure(checks.check_conv2d, double)
 
     class Number(int):
@@ -207,8 +226,9 @@ def test_prepare_model_hints():
         model.freeze_backbone()
         return model, regimes.param_groups(model, regime, lr)
 
-    assert "write it yourself" in failure(checks.check_prepare_model, uses_library_freeze,
-                                          regimes=("feature_extraction",), seed=0)
+    assert "write it yourself" in failure(
+        checks.check_prepare_model, uses_library_freeze, regimes=("feature_extraction",), seed=0
+    )
 
 
 def test_time_to_target_hint():

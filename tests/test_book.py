@@ -39,13 +39,28 @@ HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 BUILT = ROOT / "_build" / "book-built.stamp"  # written after a `make book` that passed
 BUILD_COMMAND = ["make", "book"]
-BOOK_SOURCES = ["_config.yml", "_toc.yml", "book", "course_lib", "results", "data/weights",
-                "grading/README.md", "grading/SANDBOX.md", "bench/README.md"]
+BOOK_SOURCES = [
+    "_config.yml",
+    "_toc.yml",
+    "book",
+    "course_lib",
+    "results",
+    "data/weights",
+    "grading/README.md",
+    "grading/SANDBOX.md",
+    "bench/README.md",
+]
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROME_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--window-size=1280,1000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1000",
 ]
 
 
@@ -88,7 +103,9 @@ def test_notebook_has_no_outputs_and_starts_with_the_colab_cell(page):
     first = "".join(code[0]["source"])
     assert '"google.colab" in sys.modules' in first and f'"{REPOSITORY}"' in first
     page_code = (ROOT / f"{page}.md").read_text().count("```{code-cell}")
-    assert len(code) == page_code + 1, f"{page}: {len(code) - 1} code cells besides the Colab cell, the page has {page_code}"
+    assert len(code) == page_code + 1, (
+        f"{page}: {len(code) - 1} code cells besides the Colab cell, the page has {page_code}"
+    )
 
 
 def test_stale_check_notices_a_changed_page(tmp_path):
@@ -223,7 +240,7 @@ class IdCollector(HTMLParser):
                 self.ids.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fetch(url: str) -> tuple[int, frozenset[str]]:
     """HTTP status of a local URL and, for HTML, the ids on the page."""
     try:
@@ -270,7 +287,8 @@ def test_page_in_browser(page, server, browser):
     assert title and "404" not in title, f"{page}: no page title ({title!r})"
 
     unrendered = browser.execute_script(
-        "return [...document.querySelectorAll('article pre')].filter(p => p.textContent.startsWith('<Figure size')).length"
+        "return [...document.querySelectorAll('article pre')].filter(p => p.textContent.startsWith('<Figure "
+        "size')).length"
     )
     assert unrendered == 0, f"{page}: {unrendered} figures shown as text instead of images"
 
@@ -323,5 +341,5 @@ def test_math_is_rendered_somewhere(server, browser):
     wait_for_math(browser)
     rendered = browser.execute_script("return document.querySelectorAll('article mjx-container').length")
     assert rendered >= 5
-    source = re.findall(r'mathjax/tex-chtml\.js', (HTML / "book" / "02_convolution.html").read_text())
+    source = re.findall(r"mathjax/tex-chtml\.js", (HTML / "book" / "02_convolution.html").read_text())
     assert source, "MathJax is not served from the site's own _static folder"

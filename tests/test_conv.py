@@ -102,8 +102,15 @@ def test_bad_sizes_raise_course_errors():
 )
 def test_conv_cost_counts_parameters_and_multiply_adds(layer, size):
     cost = conv_cost(
-        layer.in_channels, layer.out_channels, layer.kernel_size, size,
-        layer.stride, layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        size,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        layer.groups,
+        bias=layer.bias is not None,
     )
     output = layer(torch.zeros(1, layer.in_channels, size, size))
     assert cost.output_size == tuple(output.shape[2:])
@@ -135,6 +142,6 @@ def test_layer_costs_scale_with_image_area_but_parameters_do_not():
     model = ResNet18(num_classes=3)
     small, large = layer_costs(model, (3, 32, 32)), layer_costs(model, (3, 64, 64))
     assert [r.params for r in small] == [r.params for r in large]
-    for a, b in zip(small, large):
+    for a, b in zip(small, large, strict=True):
         if a.kind == "Conv2d":
             assert b.macs == 4 * a.macs, a.name

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import CourseError, PROJECT_ROOT
+from course_lib import PROJECT_ROOT, CourseError
 from course_lib.data import (
     EMBEDDED_ROOT,
     MEAN,
@@ -161,10 +161,12 @@ def test_unknown_task_and_bad_size():
 
 def fake_original(root: Path) -> Path:
     """A tiny dataset in the original layout: dataset/{train,val,test}.txt and classes.csv."""
-    classes = [("Granny-Smith", 0, "Apple", 0, "Fruit/Apple/Granny-Smith"),
-               ("Pink-Lady", 1, "Apple", 0, "Fruit/Apple/Pink-Lady"),
-               ("Oatly-Oat-Milk", 2, "Oat-Milk", 1, "Packages/Oat-Milk/Oatly-Oat-Milk"),
-               ("Carrots", 3, "Carrots", 2, "Vegetables/Carrots")]
+    classes = [
+        ("Granny-Smith", 0, "Apple", 0, "Fruit/Apple/Granny-Smith"),
+        ("Pink-Lady", 1, "Apple", 0, "Fruit/Apple/Pink-Lady"),
+        ("Oatly-Oat-Milk", 2, "Oat-Milk", 1, "Packages/Oat-Milk/Oatly-Oat-Milk"),
+        ("Carrots", 3, "Carrots", 2, "Vegetables/Carrots"),
+    ]
     dataset = root / "dataset"
     dataset.mkdir(parents=True)
     with open(dataset / "classes.csv", "w") as f:
@@ -268,10 +270,16 @@ def test_grayscale_cmyk_and_transparent_photos_become_rgb(tmp_path):
     palette.putpalette([0, 255, 0] + [0, 0, 0] * 255)
     palette.save(root / "pen" / "palette.gif", transparency=0)
     data = load_products(root, image_size=SIZE, val_fraction=0.2, test_fraction=0.2)
-    assert sorted(data.converted_files) == ["bag/cmyk.jpg", "bag/gray.jpg", "pen/clear.png", "pen/half.png", "pen/palette.gif"]
+    assert sorted(data.converted_files) == [
+        "bag/cmyk.jpg",
+        "bag/gray.jpg",
+        "pen/clear.png",
+        "pen/half.png",
+        "pen/palette.gif",
+    ]
     pixels = {}
     for split in data.splits().values():
-        for path, image in zip(split.paths, split.images):
+        for path, image in zip(split.paths, split.images, strict=True):
             pixels[path] = image[:, SIZE // 2, SIZE // 2].tolist()
     assert pixels["bag/gray.jpg"][0] == pixels["bag/gray.jpg"][1] == pixels["bag/gray.jpg"][2]
     assert abs(pixels["bag/gray.jpg"][0] - 120) <= 2
@@ -388,7 +396,7 @@ def test_batches_are_reproducible_with_a_seeded_generator():
         return list(batches(split, 4, shuffle=True, augment=True, generator=g))
 
     first, second, other = epoch(7), epoch(7), epoch(8)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
     assert sorted(torch.cat([y for _, y in first]).tolist()) == list(range(10))  # a permutation
     assert not torch.equal(torch.cat([y for _, y in first]), torch.cat([y for _, y in other]))
 
@@ -396,7 +404,7 @@ def test_batches_are_reproducible_with_a_seeded_generator():
 def test_augmented_batches_keep_shape_and_range():
     split = toy_split(n=32, size=24)
     g = torch.Generator().manual_seed(0)
-    for images, labels in batches(split, 16, shuffle=True, augment=True, generator=g):
+    for images, _ in batches(split, 16, shuffle=True, augment=True, generator=g):
         assert images.shape == (16, 3, 24, 24) and images.dtype == torch.float32
         pixels = images * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
         assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5

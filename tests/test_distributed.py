@@ -35,7 +35,8 @@ WORKER = textwrap.dedent(
     from course_lib.distributed import current
     from course_lib.models import ResNet18
     from course_lib.regimes import prepare_model
-    from course_lib.train import fit, seed_everything
+    from course_lib.runtime import seed_everything
+    from course_lib.train import TrainConfig, fit
 
     torch.set_num_threads(1)
 
@@ -54,7 +55,7 @@ WORKER = textwrap.dedent(
         weights = None if regime == "fresh" else ResNet18(num_classes=10).state_dict()
         model, groups = prepare_model(regime, 3, weights=weights, lr=0.01)
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        history = fit(model, groups, data, epochs=1, batch_size=12, device="cpu", seed=0, progress=False)
+        history = fit(model, groups, data, TrainConfig(epochs=1, batch_size=12, device="cpu", seed=0), progress=False)
         results[regime] = {
             "start": start,
             "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -80,8 +81,15 @@ def run_worker(tmp_path, processes: int) -> dict:
     if processes == 1:
         command = [sys.executable, str(script), str(out)]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={processes}", str(script), str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            str(script),
+            str(out),
+        ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return torch.load(out, weights_only=True)
@@ -113,9 +121,8 @@ def test_single_process_context_changes_nothing():
     assert context.wrap(model) is model
     logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
     assert context.shard(logits, labels) == (logits, labels)
-    loss = context.loss(logits, labels, 5)
-    assert torch.equal(loss, F.cross_entropy(logits, labels))
-    assert torch.allclose(context.loss_sum(loss, 5), F.cross_entropy(logits, labels, reduction="sum"))
+    loss = F.cross_entropy(logits, labels)
+    assert context.scale_loss(loss, 5, 5) is loss
 
 
 def test_shards_cover_the_global_batch_in_order():
@@ -129,9 +136,14 @@ def test_scaled_slice_losses_average_to_the_global_mean():
     """What DDP computes (the mean over ranks of the scaled slice losses) is the global mean loss."""
     logits, labels = torch.randn(7, 3), torch.randint(0, 3, (7,))
     world = 2
-    losses = [Context(rank, world).loss(*Context(rank, world).shard(logits, labels), 7) for rank in range(world)]
+    losses, sums = [], []
+    for rank in range(world):
+        context = Context(rank, world)
+        slice_logits, slice_labels = context.shard(logits, labels)
+        loss = F.cross_entropy(slice_logits, slice_labels)
+        losses.append(context.scale_loss(loss, len(slice_labels), 7))
+        sums.append(loss * len(slice_labels))
     assert torch.allclose(sum(losses) / world, F.cross_entropy(logits, labels))
-    sums = [Context(r, world).loss_sum(loss, 7) for r, loss in enumerate(losses)]
     assert torch.allclose(sum(sums), F.cross_entropy(logits, labels, reduction="sum"))
 
 

@@ -10,10 +10,10 @@ from PIL import Image
 
 from course_lib import PROJECT_ROOT, REGIMES
 from course_lib.__main__ import main
-from course_lib.models import ResNet18
-from course_lib.plots import plot_time_to_target, select_examples
-from course_lib.train import EpochRecord, History, seed_everything
-from course_lib.weights import save_checkpoint
+from course_lib.data import spread_indices
+from course_lib.history import EpochRecord, History
+from course_lib.plots import plot_time_to_target
+from course_lib.train import CHECKPOINT_NAME
 
 CLASSES = ("bags", "pens", "phones")
 
@@ -32,23 +32,30 @@ def photos(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    seed_everything(5)
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "random.pt", ResNet18(num_classes=10))
+def experiment(photos, pretrained_checkpoint, out, *extra):
+    weights = ["--weights", str(pretrained_checkpoint)] if pretrained_checkpoint else []
+    return main(
+        [
+            "experiment",
+            "--data",
+            str(photos),
+            *weights,
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+            "--runs",
+            str(out / "runs"),
+            *extra,
+        ]
+    )
 
 
-def experiment(photos, checkpoint, out, *extra):
-    weights = ["--weights", str(checkpoint)] if checkpoint else []
-    return main([
-        "experiment", "--data", str(photos), *weights, "--image-size", "32",
-        "--batch-size", "8", "--out", str(out), "--runs", str(out / "runs"), *extra,
-    ])
-
-
-def test_each_regime_end_to_end(photos, checkpoint, tmp_path, capsys):
+def test_each_regime_end_to_end(photos, pretrained_checkpoint, tmp_path, capsys):
     out = tmp_path / "results"
-    assert experiment(photos, checkpoint, out, "--epochs", "1") == 0
+    assert experiment(photos, pretrained_checkpoint, out, "--epochs", "1") == 0
 
     for name in ("curves.png", "time_to_90.png", "predictions.png", "confusion.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -56,7 +63,7 @@ def test_each_regime_end_to_end(photos, checkpoint, tmp_path, capsys):
         history = History.from_json(out / "histories" / f"{regime}-seed0.json")
         assert len(history) == 1 and 0 <= history.records[0].val_accuracy <= 1
         assert History.from_csv(out / "histories" / f"{regime}-seed0.csv").records == history.records
-        assert (out / "runs" / f"{regime}-seed0" / "checkpoint.pt").is_file()
+        assert (out / "runs" / f"{regime}-seed0" / CHECKPOINT_NAME).is_file()
 
     summary = (out / "summary.md").read_text()
     for regime, trainable in (("fresh", "11,178,051"), ("finetune", "11,178,051"), ("feature_extraction", "1,539")):
@@ -85,17 +92,34 @@ def test_corrupt_photo_stops_the_run_or_is_skipped_and_counted(photos, tmp_path,
     assert "skipped unreadable files: 1" in capsys.readouterr().out
 
 
-def test_several_seeds_give_mean_and_std(photos, checkpoint, tmp_path):
+def test_several_seeds_give_mean_and_std(photos, pretrained_checkpoint, tmp_path):
     out = tmp_path / "results"
-    assert experiment(photos, checkpoint, out, "--regimes", "feature_extraction", "--seeds", "0", "1",
-                      "--epochs", "feature_extraction=2", "--target", "0.5") == 0
+    assert (
+        experiment(
+            photos,
+            pretrained_checkpoint,
+            out,
+            "--regimes",
+            "feature_extraction",
+            "--seeds",
+            "0",
+            "1",
+            "--epochs",
+            "feature_extraction=2",
+            "--target",
+            "0.5",
+        )
+        == 0
+    )
     summary = (out / "summary.md").read_text()
     assert "mean ± std over seeds 0, 1" in summary
     row = next(line for line in summary.splitlines() if line.startswith("| feature_extraction"))
     assert row.count("±") >= 3  # best val, test, seconds per epoch
     assert sorted(p.name for p in (out / "histories").iterdir()) == [
-        "feature_extraction-seed0.csv", "feature_extraction-seed0.json",
-        "feature_extraction-seed1.csv", "feature_extraction-seed1.json",
+        "feature_extraction-seed0.csv",
+        "feature_extraction-seed0.json",
+        "feature_extraction-seed1.csv",
+        "feature_extraction-seed1.json",
     ]
     assert (out / "time_to_50.png").is_file()
     rows = (out / "test_accuracy.csv").read_text().splitlines()
@@ -131,7 +155,10 @@ def test_missing_weights_file_is_a_short_message(photos, tmp_path, capsys):
 def test_command_line_error_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "course_lib", "experiment", "--regimes", "bogus", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: Unknown regime bogus; choose from fresh, finetune, feature_extraction."
@@ -155,8 +182,8 @@ def test_time_to_target_plot_shows_not_reached_as_the_whole_run():
     assert any(t.startswith("20 s") for t in texts)
 
 
-def test_select_examples_covers_every_class():
+def test_spread_indices_cover_every_class():
     labels = torch.tensor([2, 0, 0, 1, 1, 1, 2, 0, 2, 2])
-    picks = select_examples(labels, 6)
+    picks = spread_indices(labels, 6)
     assert len(picks) == 6 and len(set(picks)) == 6
     assert sorted(labels[picks].tolist()) == [0, 0, 1, 1, 2, 2]

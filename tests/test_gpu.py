@@ -15,8 +15,8 @@ import sys
 
 import pytest
 import torch
-import torchvision
 import torch.nn.functional as F
+import torchvision
 
 from course_lib import PROJECT_ROOT
 from course_lib.data import ProductData, Split
@@ -67,8 +67,9 @@ def test_gpu_check_usage_errors_run_nothing(tmp_path):
 
 def test_throughput_benchmark_refuses_cuda_without_a_gpu():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, str(BENCH), "--device", "cuda"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--device", "cuda"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2
     assert "torch.cuda.is_available() is False" in done.stderr
 
@@ -112,7 +113,7 @@ def test_ours_matches_torchvision_on_cuda(autocast):
 @needs_cuda
 def test_fit_trains_on_cuda():
     from course_lib.regimes import prepare_model
-    from course_lib.train import fit
+    from course_lib.train import TrainConfig, fit
 
     def split(n, seed):
         g = torch.Generator().manual_seed(seed)
@@ -122,7 +123,7 @@ def test_fit_trains_on_cuda():
     data = ProductData(split(64, 1), split(16, 2), split(16, 3), ["a", "b", "c"], "super", 64, "synthetic")
     model, groups = prepare_model("fresh", 3)
     start = model.fc.weight.detach().clone()
-    history = fit(model, groups, data, epochs=2, batch_size=16, device="cuda", progress=False)
+    history = fit(model, groups, data, TrainConfig(epochs=2, batch_size=16, device="cuda"), progress=False)
     assert history.device.startswith("cuda") and len(history) == 2
     assert next(model.parameters()).is_cuda
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -144,9 +145,35 @@ def test_throughput_benchmark_runs_on_cuda(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "throughput.json"
-    assert bench.main(["--device", "cuda", "--image-size", "64", "--batch-size", "8", "--steps", "1",
-                       "--repeats", "1", "--warmup", "1", "--variants", "fp32", "bf16", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cuda",
+                "--image-size",
+                "64",
+                "--batch-size",
+                "8",
+                "--steps",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "1",
+                "--variants",
+                "fp32",
+                "bf16",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
     assert [(r["variant"], r["mode"]) for r in rows] == [
-        ("fp32", "train"), ("fp32", "inference"), ("bf16", "train"), ("bf16", "inference")]
+        ("fp32", "train"),
+        ("fp32", "inference"),
+        ("bf16", "train"),
+        ("bf16", "inference"),
+    ]
     assert all(r["ours"] > 0 and r["torchvision"] > 0 for r in rows)

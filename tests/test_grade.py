@@ -17,16 +17,12 @@ from pathlib import Path
 import pytest
 
 from course_lib import PROJECT_ROOT
-from course_lib.grade import (
-    Cell,
-    HideTestsInFeedback,
-    KeepStderrFromFailing,
-    choose_kernel_manager,
-    collect_submissions,
-    grade,
-    graded_cells,
-    verify_feedback,
-)
+from course_lib.grading.assignment import Cell, graded_cells
+from course_lib.grading.cli import GradeConfig
+from course_lib.grading.course import choose_kernel_manager
+from course_lib.grading.pipeline import grade, verify_feedback
+from course_lib.grading.plugins import HideTestsInFeedback, KeepStderrFromFailing
+from course_lib.grading.submissions import collect_submissions
 
 SOLUTIONS = PROJECT_ROOT / "solutions"
 EXERCISES = PROJECT_ROOT / "exercises"
@@ -52,8 +48,11 @@ def _answers(assignment: str) -> dict[str, str]:
     answers = {}
     for cell in notebook["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-            lines = [line for line in _source(cell).splitlines() if "### BEGIN SOLUTION" not in line
-                     and "### END SOLUTION" not in line]
+            lines = [
+                line
+                for line in _source(cell).splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            ]
             answers[_grade_id(cell)] = "\n".join(lines)
     return answers
 
@@ -117,9 +116,11 @@ def read_csv(path: Path) -> dict[str, dict]:
 
 def batch_01(root: Path) -> Path:
     """A flat zip as a learning-management system exports it: good, partial, blank, broken, renamed ..."""
-    files = {"good_convolution.ipynb": student_notebook("01-convolution"),
-             "blank_convolution.ipynb": release("01-convolution"),
-             "renamed_convolution-final.ipynb": student_notebook("01-convolution")}
+    files = {
+        "good_convolution.ipynb": student_notebook("01-convolution"),
+        "blank_convolution.ipynb": release("01-convolution"),
+        "renamed_convolution-final.ipynb": student_notebook("01-convolution"),
+    }
     for name, spec in faults("01-convolution").items():
         files[f"{name}_convolution.ipynb"] = student_notebook("01-convolution", spec)
     archive = root / "submissions.zip"
@@ -147,19 +148,41 @@ def run_batch(assignment: str, root: Path) -> dict:
     messages = []
     if assignment == "01-convolution":
         submissions = batch_01(root)
-        reports = grade(assignment, submissions, root / "out", students_csv=root / "students.csv",
-                        progress=messages.append)
+        reports = grade(
+            GradeConfig(
+                assignment=assignment, submissions=submissions, out=root / "out", students=root / "students.csv"
+            ),
+            progress=messages.append,
+        )
         first = read_csv(root / "out" / "grades.csv")
         questions = read_csv(root / "out" / "questions.csv")
         resubmitted = write(root / "again" / "no-padding" / "convolution.ipynb", student_notebook(assignment))
-        regraded = grade(assignment, resubmitted.parent.parent, root / "out", student="no-padding",
-                         progress=messages.append)
-        return {"reports": reports, "grades": first, "questions": questions, "regraded": regraded,
-                "messages": messages, "out": root / "out"}
+        regraded = grade(
+            GradeConfig(
+                assignment=assignment, submissions=resubmitted.parent.parent, out=root / "out", student="no-padding"
+            ),
+            progress=messages.append,
+        )
+        return {
+            "reports": reports,
+            "grades": first,
+            "questions": questions,
+            "regraded": regraded,
+            "messages": messages,
+            "out": root / "out",
+        }
     submissions = batch_per_student(root, assignment, nbgrader_layout=assignment != "02-residual-block")
-    reports = grade(assignment, submissions, root / "out", course_dir=root / "course", progress=messages.append)
-    return {"reports": reports, "grades": read_csv(root / "out" / "grades.csv"),
-            "questions": read_csv(root / "out" / "questions.csv"), "messages": messages, "out": root / "out"}
+    reports = grade(
+        GradeConfig(assignment=assignment, submissions=submissions, out=root / "out", course=root / "course"),
+        progress=messages.append,
+    )
+    return {
+        "reports": reports,
+        "grades": read_csv(root / "out" / "grades.csv"),
+        "questions": read_csv(root / "out" / "questions.csv"),
+        "messages": messages,
+        "out": root / "out",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +223,9 @@ def test_faulty_submissions_lose_exactly_their_points(graded, assignment):
         row = rows[name]
         assert float(row["auto_score"]) == expected_auto(assignment, spec), (name, row["problems"])
         scores = {q["cell"]: float(q["score"]) for q in questions if q["student_id"] == name and q["kind"] == "auto"}
-        expected = {cell: spec.get("expected", {}).get(cell, points) for cell, points in auto_points(assignment).items()}
+        expected = {
+            cell: spec.get("expected", {}).get(cell, points) for cell, points in auto_points(assignment).items()
+        }
         assert scores == expected, name
         for problem in spec.get("problems", []):
             assert problem in row["problems"], (name, row["problems"])
@@ -263,7 +288,7 @@ def test_feedback_without_hidden_tests(graded):
 
 
 def verify_feedback_text(text: str, hidden: list[str]) -> list[str]:
-    from course_lib.grade import _TextOfHtml
+    from course_lib.grading.pipeline import _TextOfHtml
 
     parser = _TextOfHtml()
     parser.feed(text)
@@ -282,8 +307,8 @@ def test_failed_test_feedback_is_actionable(graded):
 
 
 def test_grading_refuses_to_run_student_code_without_the_sandbox(monkeypatch, tmp_path, capsys):
-    from course_lib import sandbox
-    from course_lib.grade import GradingError, main
+    from course_lib.grading import GradingError, sandbox
+    from course_lib.grading.cli import main
 
     def unavailable():
         raise sandbox.SandboxUnavailable("bubblewrap (bwrap) is not installed ... (--no-sandbox).")
@@ -299,7 +324,7 @@ def test_grading_refuses_to_run_student_code_without_the_sandbox(monkeypatch, tm
 
 
 def test_autograde_log_in_words():
-    from course_lib.grade import _autograde_warnings
+    from course_lib.grading.pipeline import _autograde_warnings
 
     log = """[AutogradeApp | WARNING] Attribute 'points' for cell test_im2col has changed! (should be: 2.0, got: 100)
 [AutogradeApp | WARNING] Attribute 'checksum' for cell test_conv2d has changed! (should be: ab, got: cd)
@@ -332,8 +357,9 @@ def test_collect_layouts(tmp_path):
     assert per["s3"].files == {} and per["s3"].others == ["convolution (1).ipynb"]
     flat = collect_submissions(tmp_path / "flat", "01-convolution", ["convolution"])
     assert sorted(flat) == ["s4", "s_5"]
-    lms = collect_submissions(tmp_path / "lms", "01-convolution", ["convolution"],
-                              pattern="*_{student}_assignsubmission_{notebook}.ipynb")
+    lms = collect_submissions(
+        tmp_path / "lms", "01-convolution", ["convolution"], pattern="*_{student}_assignsubmission_{notebook}.ipynb"
+    )
     assert list(lms) == ["s6"]
     archive = tmp_path / "flat.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
@@ -348,14 +374,21 @@ def test_feedback_preprocessor_hides_hidden_tests_and_tracebacks():
 
     cell = new_code_cell("check(f)\n### BEGIN HIDDEN TESTS\nsecret_check(f)\n### END HIDDEN TESTS\n")
     cell.metadata = {"nbgrader": {"grade": True, "grade_id": "t", "points": 1, "solution": False}}
-    cell.outputs = [new_output("error", ename="CheckFailed", evalue="check the padding",
-                               traceback=["---", "secret_check(f)", "CheckFailed: check the padding"]),
-                    new_output("stream", name="stderr", text="UserWarning: fine\n")]
+    cell.outputs = [
+        new_output(
+            "error",
+            ename="CheckFailed",
+            evalue="check the padding",
+            traceback=["---", "secret_check(f)", "CheckFailed: check the padding"],
+        ),
+        new_output("stream", name="stderr", text="UserWarning: fine\n"),
+    ]
     visible = new_code_cell("check(f)\nprint('checked 3 cases')")
     visible.metadata = cell.metadata
     visible.outputs = [new_output("stream", name="stdout", text="checked 3 cases\n")]
     notebook, _ = HideTestsInFeedback().preprocess(
-        new_notebook(cells=[copy.deepcopy(cell), copy.deepcopy(visible)]), {})
+        new_notebook(cells=[copy.deepcopy(cell), copy.deepcopy(visible)]), {}
+    )
     shown = notebook.cells[0]
     assert "secret_check" not in shown.source
     assert [o.output_type for o in shown.outputs] == ["stream", "error"]
@@ -367,10 +400,11 @@ def test_feedback_preprocessor_hides_hidden_tests_and_tracebacks():
 
 
 def test_verify_feedback_withholds_leaks(tmp_path):
-    from course_lib.grade import Course
+    from course_lib.grading.course import Course
 
-    course = Course(tmp_path, "a1", tmp_path / "source" / "a1",
-                    [Cell("nb", "t", "auto", 1.0, "", ["secret_check(f, trials=10)"])])
+    course = Course(
+        tmp_path, "a1", tmp_path / "source" / "a1", [Cell("nb", "t", "auto", 1.0, "", ["secret_check(f, trials=10)"])]
+    )
     page = tmp_path / "feedback" / "s1" / "a1" / "nb.html"
     page.parent.mkdir(parents=True)
     page.write_text("<pre><span>secret_check</span>(f,   trials=10)</pre>")
@@ -385,3 +419,35 @@ def test_collect_descends_into_an_export_folder(tmp_path):
     write(tmp_path / "one" / "s3" / "convolution.ipynb", notebook)
     assert sorted(collect_submissions(tmp_path / "zip", "01-convolution", ["convolution"])) == ["s1", "s2"]
     assert list(collect_submissions(tmp_path / "one", "01-convolution", ["convolution"])) == ["s3"]
+
+
+def test_options_are_declared_once(capsys):
+    """The command line, ``--help`` and Python callers share GradeConfig's fields and defaults."""
+    from course_lib.grading import GradingError
+    from course_lib.grading.cli import CELL_TIMEOUT, build_parser
+    from course_lib.options import from_args, to_argv
+
+    config = from_args(GradeConfig, build_parser().parse_args(["01-convolution", "--out", "o", "--no-sandbox"]))
+    assert config == GradeConfig(assignment="01-convolution", out=Path("o"), sandbox=False)
+    assert config.cell_timeout == CELL_TIMEOUT and config.submissions is None
+    assert from_args(GradeConfig, build_parser().parse_args(to_argv(config))) == config
+    with pytest.raises(GradingError, match="--jobs must be at least 1"):
+        GradeConfig(assignment="01-convolution", out=Path("o"), jobs=0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert f"(default: {CELL_TIMEOUT})" in capsys.readouterr().out
+
+
+def test_generated_config_names_classes_that_import(tmp_path):
+    """nbgrader loads the plug-ins and the kernel manager by import string: they must follow the modules."""
+    import re
+
+    from traitlets.utils.importstring import import_item
+
+    from course_lib.grading.course import SANDBOXED, nbgrader_config
+
+    names = re.findall(r"\"(course_lib\.[\w.]+)\"|'(course_lib\.[\w.]+)'", nbgrader_config(tmp_path, SANDBOXED, 60))
+    names = [a or b for a, b in names]
+    assert len(names) == 4  # the kernel manager and three preprocessors
+    for name in names:
+        assert isinstance(import_item(name), type), name

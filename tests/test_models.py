@@ -123,10 +123,7 @@ def test_parameter_count(ours, torchvision_model):
 
 
 def test_models_module_does_not_import_torchvision():
-    code = (
-        "import sys, course_lib.models; "
-        "print(sorted(m for m in sys.modules if m.startswith('torchvision')))"
-    )
+    code = "import sys, course_lib.models; print(sorted(m for m in sys.modules if m.startswith('torchvision')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -134,8 +131,7 @@ def test_models_module_does_not_import_torchvision():
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
     """The layers He et al. count: every convolution and linear layer but the 1x1 projections."""
     return [
-        m for m in model.modules()
-        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1))
+        m for m in model.modules() if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1))
     ]
 
 

@@ -10,20 +10,6 @@ from course_lib.models import ResNet18
 NUM_CLASSES = 3
 
 
-@pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory):
-    """A 10-class 'pretrained' checkpoint whose BatchNorm statistics are far from the defaults."""
-    torch.manual_seed(0)
-    model = ResNet18(num_classes=10)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("weights") / "pretrained.pt"
-    return weights.save_checkpoint(path, model, source="test")
-
-
 def train_steps(model, param_groups, steps=3):
     """A few SGD steps on random 32 px images, with the model in train mode as a trainer would."""
     generator = torch.Generator().manual_seed(0)
@@ -41,8 +27,8 @@ def snapshot(model):
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
-def test_feature_extraction_keeps_every_backbone_tensor_bit_identical(checkpoint_path):
-    model, groups = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=checkpoint_path)
+def test_feature_extraction_keeps_every_backbone_tensor_bit_identical(pretrained_checkpoint):
+    model, groups = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint)
     before = snapshot(model)
     train_steps(model, groups)
     after = model.state_dict()
@@ -54,8 +40,8 @@ def test_feature_extraction_keeps_every_backbone_tensor_bit_identical(checkpoint
     assert not torch.equal(after["fc.bias"], before["fc.bias"])
 
 
-def test_finetune_changes_every_layer(checkpoint_path):
-    model, groups = regimes.prepare_model("finetune", NUM_CLASSES, weights=checkpoint_path)
+def test_finetune_changes_every_layer(pretrained_checkpoint):
+    model, groups = regimes.prepare_model("finetune", NUM_CLASSES, weights=pretrained_checkpoint)
     before = snapshot(model)
     train_steps(model, groups)
     after = model.state_dict()
@@ -72,14 +58,14 @@ def test_fresh_changes_every_layer():
         assert not torch.equal(after[name], tensor), name
 
 
-def test_trainable_counts_per_regime(checkpoint_path):
+def test_trainable_counts_per_regime(pretrained_checkpoint):
     whole = sum(p.numel() for p in ResNet18(num_classes=NUM_CLASSES).parameters())
     head = 512 * NUM_CLASSES + NUM_CLASSES
     expected = {"fresh": whole, "finetune": whole, "feature_extraction": head}
     assert head == 1_539 and whole == 11_178_051
     for regime in REGIMES:
         model, groups = regimes.prepare_model(
-            regime, NUM_CLASSES, weights=None if regime == "fresh" else checkpoint_path
+            regime, NUM_CLASSES, weights=None if regime == "fresh" else pretrained_checkpoint
         )
         assert regimes.count_trainable(model) == expected[regime], regime
         grouped = [p for group in groups for p in group["params"]]
@@ -88,32 +74,30 @@ def test_trainable_counts_per_regime(checkpoint_path):
         assert regimes.backbone_is_frozen(model) == (regime == "feature_extraction")
 
 
-def test_learning_rates_per_group(checkpoint_path):
+def test_learning_rates_per_group(pretrained_checkpoint):
     lr = 0.05
     _, fresh = regimes.prepare_model("fresh", NUM_CLASSES, lr=lr)
-    _, finetune = regimes.prepare_model("finetune", NUM_CLASSES, weights=checkpoint_path, lr=lr)
-    _, frozen = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=checkpoint_path, lr=lr)
+    _, finetune = regimes.prepare_model("finetune", NUM_CLASSES, weights=pretrained_checkpoint, lr=lr)
+    _, frozen = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint, lr=lr)
     assert [(g["name"], g["lr"]) for g in fresh] == [("backbone", lr), ("head", lr)]
-    assert [(g["name"], g["lr"]) for g in finetune] == [
-        ("backbone", lr * regimes.BACKBONE_LR_FACTOR), ("head", lr)
-    ]
+    assert [(g["name"], g["lr"]) for g in finetune] == [("backbone", lr * regimes.BACKBONE_LR_FACTOR), ("head", lr)]
     assert regimes.BACKBONE_LR_FACTOR < 1
     assert [(g["name"], g["lr"]) for g in frozen] == [("head", lr)]
 
 
-def test_pretrained_regimes_load_the_backbone_and_a_new_head(checkpoint_path):
-    pretrained = weights.load_checkpoint(checkpoint_path).state_dict
-    model, _ = regimes.prepare_model("finetune", NUM_CLASSES, weights=str(checkpoint_path))
+def test_pretrained_regimes_load_the_backbone_and_a_new_head(pretrained_checkpoint):
+    pretrained = weights.load_checkpoint(pretrained_checkpoint).state_dict
+    model, _ = regimes.prepare_model("finetune", NUM_CLASSES, weights=str(pretrained_checkpoint))
     assert model.fc.out_features == NUM_CLASSES
     assert "dropped its 10-class head" in model.weights_note
     assert torch.equal(model.layer2[0].bn1.running_var, pretrained["layer2.0.bn1.running_var"])
     assert model.training
 
 
-def test_weights_none_means_the_default_checkpoint(checkpoint_path, monkeypatch):
-    monkeypatch.setattr(weights, "DEFAULT_CHECKPOINT", checkpoint_path)
+def test_weights_none_means_the_default_checkpoint(pretrained_checkpoint, monkeypatch):
+    monkeypatch.setattr(weights, "DEFAULT_CHECKPOINT", pretrained_checkpoint)
     model, _ = regimes.prepare_model("feature_extraction", NUM_CLASSES)
-    assert str(checkpoint_path) in model.weights_note
+    assert str(pretrained_checkpoint) in model.weights_note
 
 
 @pytest.mark.parametrize(

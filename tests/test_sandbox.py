@@ -10,15 +10,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from processes import processes_carrying
 from traitlets.config import Config
 
-from course_lib import CourseError, PROJECT_ROOT
-from course_lib import sandbox
-from course_lib.sandbox import SandboxedKernelManager
-from processes import processes_carrying
+from course_lib import PROJECT_ROOT, CourseError
+from course_lib.grading import audit, sandbox
+from course_lib.grading.sandbox import SandboxedKernelManager
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
-                                reason="needs bubblewrap (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (.ci/run installs it)")
 
 MARKER = "31337.25"  # a sleep duration no other process on the machine uses
 
@@ -28,9 +27,15 @@ def run_cells(sources, timeout=60, **settings):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
     config = Config({"SandboxedKernelManager": settings})
-    NotebookClient(nb, config=config, kernel_name="python3", timeout=timeout,
-                   allow_errors=True, interrupt_on_timeout=True,
-                   kernel_manager_class=SandboxedKernelManager).execute()
+    NotebookClient(
+        nb,
+        config=config,
+        kernel_name="python3",
+        timeout=timeout,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        kernel_manager_class=SandboxedKernelManager,
+    ).execute()
     return nb
 
 
@@ -50,21 +55,23 @@ def probe(tmp_path_factory):
     secret.write_text("hidden tests")
     os.environ["NBGRADER_EXECUTION"] = "autograde"
     try:
-        nb = run_cells([
-            f"open({str(secret)!r}).read()",
-            f"open({str(PROJECT_ROOT / 'pyproject.toml')!r}).read()",
-            "import socket; socket.create_connection(('1.1.1.1', 80), timeout=3)",
-            "import socket; socket.getaddrinfo('pypi.org', 443)",
-            f"open({str(PROJECT_ROOT / 'course_lib' / 'pwned.py')!r}, 'w')",
-            "open('/etc/pwned', 'w')",
-            "import os; open('notes.txt', 'w').write('ok'); print(os.getcwd(), open('notes.txt').read())",
-            "import os; print(sorted(os.environ.items()))",
-            "import os; print(os.getuid())",
-            "import torch, course_lib.conv\n"
-            "x = torch.randn(1, 2, 5, 5); w = torch.randn(3, 2, 3, 3)\n"
-            "print(torch.nn.functional.conv2d(x, w).shape)",
-            "import warnings; warnings.warn('deprecated'); print('still here')",
-        ])
+        nb = run_cells(
+            [
+                f"open({str(secret)!r}).read()",
+                f"open({str(PROJECT_ROOT / 'pyproject.toml')!r}).read()",
+                "import socket; socket.create_connection(('1.1.1.1', 80), timeout=3)",
+                "import socket; socket.getaddrinfo('pypi.org', 443)",
+                f"open({str(PROJECT_ROOT / 'course_lib' / 'pwned.py')!r}, 'w')",
+                "open('/etc/pwned', 'w')",
+                "import os; open('notes.txt', 'w').write('ok'); print(os.getcwd(), open('notes.txt').read())",
+                "import os; print(sorted(os.environ.items()))",
+                "import os; print(os.getuid())",
+                "import torch, course_lib.conv\n"
+                "x = torch.randn(1, 2, 5, 5); w = torch.randn(3, 2, 3, 3)\n"
+                "print(torch.nn.functional.conv2d(x, w).shape)",
+                "import warnings; warnings.warn('deprecated'); print('still here')",
+            ]
+        )
     finally:
         del os.environ["NBGRADER_EXECUTION"]
     return nb.cells
@@ -117,16 +124,21 @@ def test_warnings_are_output_not_errors(probe):
 
 
 def test_memory_bomb_fails_and_kernel_survives():
-    nb = run_cells(["hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))",
-                    "del hog; print('alive')"],
-                   memory_limit=1536 * 2**20)
+    nb = run_cells(
+        ["hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))", "del hog; print('alive')"],
+        memory_limit=1536 * 2**20,
+    )
     assert error_of(nb.cells[0]) == "MemoryError"
     assert text_of(nb.cells[1]).strip() == "alive"
 
 
 def test_background_process_is_gone_after_the_kernel():
-    nb = run_cells([f"import subprocess; subprocess.Popen(['setsid', 'sleep', '{MARKER}'],"
-                    " start_new_session=True); print('started')"])
+    nb = run_cells(
+        [
+            f"import subprocess; subprocess.Popen(['setsid', 'sleep', '{MARKER}'],"
+            " start_new_session=True); print('started')"
+        ]
+    )
     assert text_of(nb.cells[0]).strip() == "started"
     deadline = time.monotonic() + 10
     while processes_carrying(MARKER) and time.monotonic() < deadline:
@@ -135,8 +147,7 @@ def test_background_process_is_gone_after_the_kernel():
 
 
 def test_endless_printing_is_cut_and_interrupted():
-    nb = run_cells(["while True:\n    print('spam' * 100)", "print('next')"],
-                   timeout=4, output_limit=100_000)
+    nb = run_cells(["while True:\n    print('spam' * 100)", "print('next')"], timeout=4, output_limit=100_000)
     printed = text_of(nb.cells[0])
     assert 100_000 <= len(printed) < 101_000
     assert "output truncated" in printed
@@ -146,8 +157,7 @@ def test_endless_printing_is_cut_and_interrupted():
 
 def test_one_huge_message_kills_the_kernel():
     with pytest.raises(DeadKernelError):
-        run_cells(["print('x' * 80_000_000)", "print('never')"],
-                  message_size_limit=16 * 2**20)
+        run_cells(["print('x' * 80_000_000)", "print('never')"], message_size_limit=16 * 2**20)
 
 
 IGNORES_SIGINT = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
@@ -166,8 +176,7 @@ def test_a_kernel_still_busy_after_an_interrupt_is_killed():
 
 
 def test_an_interrupted_kernel_that_stops_is_kept():
-    nb = run_cells(["import time\nwhile True:\n    time.sleep(0.1)", "print('next')"], timeout=3,
-                   interrupt_grace=2)
+    nb = run_cells(["import time\nwhile True:\n    time.sleep(0.1)", "print('next')"], timeout=3, interrupt_grace=2)
     assert error_of(nb.cells[0]) == "KeyboardInterrupt"
     assert text_of(nb.cells[1]).strip() == "next"
 
@@ -180,8 +189,8 @@ def test_missing_bubblewrap_is_a_clear_error(monkeypatch):
 
 def test_sandbox_can_be_switched_off_for_trusted_notebooks(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
-    nb = run_cells(["import os; print(os.path.exists(%r))" % str(PROJECT_ROOT / "pyproject.toml")],
-                   sandbox=False)
+    project_file = str(PROJECT_ROOT / "pyproject.toml")
+    nb = run_cells([f"import os; print(os.path.exists({project_file!r}))"], sandbox=False)
     assert text_of(nb.cells[0]).strip() == "True"
 
 
@@ -192,33 +201,43 @@ def test_check_sandbox_passes_here():
 PROTECTED = {"torch": "torch", "F": "torch.nn.functional", "checks": "course_lib.checks"}
 
 
-@pytest.mark.parametrize("source, found", [
-    ("get_ipython().input_transformers_cleanup.append(lambda lines: [])", "rewrites later cells"),
-    ("ip = get_ipython()\nip.showtraceback = lambda *a, **k: None", "hides errors"),
-    ("checks.check_conv2d = lambda *a, **k: None", "a name the tests use"),
-    ("from course_lib import checks as c\nc.check_im2col = print", "a name the tests use"),
-    ("import numpy as F", "rebinds a name the tests use"),
-    ("class Same(int):\n    def __eq__(self, other):\n        return True", "compare"),
-    ("import os\nos._exit(0)", "kills the kernel"),
-    ("import subprocess", "starts other programs"),
-    ("exec('x = 1')", "runs code built at run time"),
-    ("!curl example.com", "reaches into IPython"),
-])
+@pytest.mark.parametrize(
+    "source, found",
+    [
+        ("get_ipython().input_transformers_cleanup.append(lambda lines: [])", "rewrites later cells"),
+        ("ip = get_ipython()\nip.showtraceback = lambda *a, **k: None", "hides errors"),
+        ("checks.check_conv2d = lambda *a, **k: None", "a name the tests use"),
+        ("from course_lib import checks as c\nc.check_im2col = print", "a name the tests use"),
+        ("import numpy as F", "rebinds a name the tests use"),
+        ("class Same(int):\n    def __eq__(self, other):\n        return True", "compare"),
+        ("import os\nos._exit(0)", "kills the kernel"),
+        ("import subprocess", "starts other programs"),
+        ("exec('x = 1')", "runs code built at run time"),
+        ("!curl example.com", "reaches into IPython"),
+    ],
+)
 def test_audit_finds_code_that_reaches_the_tests(source, found):
-    findings = sandbox.audit_code(source, PROTECTED)
+    findings = audit.audit_code(source, PROTECTED)
     assert any(found in finding for finding in findings), findings
 
 
 def test_audit_accepts_ordinary_answers():
-    answer = ("import torch\nimport torch.nn.functional as F\n"
-              "def conv(x, weight):\n    x = F.pad(x, (1, 1, 1, 1))\n    out = torch.zeros(3)\n"
-              "    out[0] = (x * weight).sum()\n    return out\n"
-              "class Block(torch.nn.Module):\n    def forward(self, x):\n        return x\n")
-    assert sandbox.audit_code(answer, PROTECTED) == []
+    answer = (
+        "import torch\nimport torch.nn.functional as F\n"
+        "def conv(x, weight):\n    x = F.pad(x, (1, 1, 1, 1))\n    out = torch.zeros(3)\n"
+        "    out[0] = (x * weight).sum()\n    return out\n"
+        "class Block(torch.nn.Module):\n    def forward(self, x):\n        return x\n"
+    )
+    assert audit.audit_code(answer, PROTECTED) == []
 
 
 def test_protected_names_are_what_locked_cells_import_or_define():
-    locked = ["import torch\nimport torch.nn.functional as F\nfrom course_lib import checks\n"
-              "def helper():\n    pass\nx = 1"]
-    assert sandbox.protected_names(locked) == {
-        "torch": "torch", "F": "torch.nn.functional", "checks": "course_lib.checks", "helper": "def"}
+    locked = [
+        "import torch\nimport torch.nn.functional as F\nfrom course_lib import checks\ndef helper():\n    pass\nx = 1"
+    ]
+    assert audit.protected_names(locked) == {
+        "torch": "torch",
+        "F": "torch.nn.functional",
+        "checks": "course_lib.checks",
+        "helper": "def",
+    }

@@ -8,18 +8,11 @@ import torch
 
 from course_lib import CourseError
 from course_lib.data import ProductData, Split
+from course_lib.evaluation import confusion_matrix, evaluate, predict
+from course_lib.history import EpochRecord, History
 from course_lib.regimes import count_trainable, prepare_model
-from course_lib.train import (
-    EpochRecord,
-    History,
-    confusion_matrix,
-    evaluate,
-    fit,
-    predict,
-    seed_everything,
-)
-from course_lib.weights import save_checkpoint
-from course_lib.models import ResNet18
+from course_lib.runtime import seed_everything
+from course_lib.train import TrainConfig, fit
 
 SIZE = 32
 
@@ -47,25 +40,20 @@ def tiny_data(per_class: int = 8) -> ProductData:
     )
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A random-weight 'pretrained' checkpoint, so that no test needs the shipped one."""
-    seed_everything(123)
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "random.pt", ResNet18(num_classes=10))
-
-
-def run(regime, checkpoint, *, seed=0, epochs=2, init_seed=None, **options):
+def run(
+    regime, pretrained_checkpoint, *, seed=0, epochs=2, init_seed=None, out=None, resume=False, on_epoch=None, **options
+):
     seed_everything(seed if init_seed is None else init_seed)
-    weights = None if regime == "fresh" else checkpoint
+    weights = None if regime == "fresh" else pretrained_checkpoint
     model, groups = prepare_model(regime, 3, weights=weights, lr=0.05)
-    options.setdefault("batch_size", 8)
-    history = fit(model, groups, tiny_data(), epochs=epochs, seed=seed, device="cpu", **options)
+    config = TrainConfig(epochs=epochs, seed=seed, device="cpu", **{"batch_size": 8, **options})
+    history = fit(model, groups, tiny_data(), config, out=out, resume=resume, on_epoch=on_epoch)
     return model, history
 
 
 @pytest.mark.parametrize("regime", ["fresh", "finetune", "feature_extraction"])
-def test_each_regime_trains_one_epoch(regime, checkpoint):
-    model, history = run(regime, checkpoint, epochs=1)
+def test_each_regime_trains_one_epoch(regime, pretrained_checkpoint):
+    model, history = run(regime, pretrained_checkpoint, epochs=1)
     (record,) = history.records
     assert record.epoch == 1
     assert math.isfinite(record.train_loss) and math.isfinite(record.val_loss)
@@ -78,11 +66,11 @@ def test_each_regime_trains_one_epoch(regime, checkpoint):
         assert count_trainable(model) == 512 * 3 + 3
 
 
-def test_same_seed_same_history(checkpoint):
-    _, first = run("finetune", checkpoint, seed=7)
-    _, second = run("finetune", checkpoint, seed=7)
+def test_same_seed_same_history(pretrained_checkpoint):
+    _, first = run("finetune", pretrained_checkpoint, seed=7)
+    _, second = run("finetune", pretrained_checkpoint, seed=7)
     assert first.without_timings() == second.without_timings()
-    _, other = run("finetune", checkpoint, seed=8)
+    _, other = run("finetune", pretrained_checkpoint, seed=8)
     assert other.without_timings() != first.without_timings()
 
 
@@ -99,57 +87,63 @@ def stop_after(epoch):
 
 
 @pytest.mark.parametrize("regime", ["fresh", "feature_extraction"])
-def test_resume_equals_uninterrupted(regime, checkpoint, tmp_path):
-    whole_model, whole = run(regime, checkpoint, epochs=3, out=tmp_path / "whole")
+def test_resume_equals_uninterrupted(regime, pretrained_checkpoint, tmp_path):
+    whole_model, whole = run(regime, pretrained_checkpoint, epochs=3, out=tmp_path / "whole")
 
     with pytest.raises(Interrupted):
-        run(regime, checkpoint, epochs=3, out=tmp_path / "cut", on_epoch=stop_after(2))
+        run(regime, pretrained_checkpoint, epochs=3, out=tmp_path / "cut", on_epoch=stop_after(2))
     assert len(History.from_json(tmp_path / "cut" / "history.json")) == 2
     # Another random head before resuming: resuming must load every weight it needs.
-    resumed_model, resumed = run(regime, checkpoint, init_seed=99, epochs=3, out=tmp_path / "cut", resume=True)
+    resumed_model, resumed = run(
+        regime, pretrained_checkpoint, init_seed=99, epochs=3, out=tmp_path / "cut", resume=True
+    )
 
     assert resumed.without_timings() == whole.without_timings()
-    for (name, a), b in zip(whole_model.state_dict().items(), resumed_model.state_dict().values()):
+    for (name, a), b in zip(whole_model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
-def test_resume_refuses_other_settings(checkpoint, tmp_path):
+def test_resume_refuses_other_settings(pretrained_checkpoint, tmp_path):
     with pytest.raises(Interrupted):
-        run("fresh", checkpoint, epochs=2, out=tmp_path, on_epoch=stop_after(1))
+        run("fresh", pretrained_checkpoint, epochs=2, out=tmp_path, on_epoch=stop_after(1))
     with pytest.raises(CourseError, match="other settings.*batch_size 8 -> 4"):
-        run("fresh", checkpoint, epochs=2, out=tmp_path, resume=True, batch_size=4)
+        run("fresh", pretrained_checkpoint, epochs=2, out=tmp_path, resume=True, batch_size=4)
 
 
-def test_resume_without_run_folder_is_an_error(checkpoint):
+def test_resume_without_run_folder_is_an_error(pretrained_checkpoint):
     with pytest.raises(CourseError, match="run folder"):
-        run("fresh", checkpoint, epochs=1, resume=True)
+        run("fresh", pretrained_checkpoint, epochs=1, resume=True)
 
 
-def test_cached_features_match_plain_path(checkpoint):
+def test_cached_features_match_plain_path(pretrained_checkpoint):
     """Same batches, same head updates: the two paths agree to float32 round-off.
 
     Tolerance: 1e-5 on losses and weights (the backbone runs in batches of 256 on one
     path and of 8 on the other, which changes the order of some float sums)."""
-    cached_model, cached = run("feature_extraction", checkpoint, epochs=3, augment=False, cache_features=True)
-    plain_model, plain = run("feature_extraction", checkpoint, epochs=3, augment=False, cache_features=False)
+    cached_model, cached = run("feature_extraction", pretrained_checkpoint, epochs=3, augment=False, feature_cache=True)
+    plain_model, plain = run("feature_extraction", pretrained_checkpoint, epochs=3, augment=False, feature_cache=False)
     assert cached.cached_features and not plain.cached_features
-    for a, b in zip(cached.records, plain.records):
+    for a, b in zip(cached.records, plain.records, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
         assert a.val_loss == pytest.approx(b.val_loss, abs=1e-5)
         assert a.train_accuracy == b.train_accuracy
         assert a.val_accuracy == b.val_accuracy
     torch.testing.assert_close(cached_model.fc.weight, plain_model.fc.weight, atol=1e-5, rtol=0)
-    torch.testing.assert_close(cached_model.state_dict()["layer4.1.bn2.running_mean"],
-                               plain_model.state_dict()["layer4.1.bn2.running_mean"], atol=0, rtol=0)
+    torch.testing.assert_close(
+        cached_model.state_dict()["layer4.1.bn2.running_mean"],
+        plain_model.state_dict()["layer4.1.bn2.running_mean"],
+        atol=0,
+        rtol=0,
+    )
 
 
-def test_cached_features_need_a_frozen_backbone(checkpoint):
+def test_cached_features_need_a_frozen_backbone(pretrained_checkpoint):
     with pytest.raises(CourseError, match="frozen backbone"):
-        run("finetune", checkpoint, epochs=1, cache_features=True)
+        run("finetune", pretrained_checkpoint, epochs=1, feature_cache=True)
 
 
-def test_training_learns_the_tiny_task(checkpoint):
-    model, history = run("fresh", checkpoint, epochs=4)
+def test_training_learns_the_tiny_task(pretrained_checkpoint):
+    model, history = run("fresh", pretrained_checkpoint, epochs=4)
     assert history.records[-1].train_loss < history.records[0].train_loss
     predictions = predict(model, tiny_data().test)
     assert predictions.accuracy == evaluate(model, tiny_data().test).accuracy
@@ -172,8 +166,13 @@ def test_time_to_is_first_cumulative_time_at_target():
 
 
 def test_history_round_trips_through_json_and_csv(tmp_path):
-    history = History([record(1, 0.8, 10.0), record(2, 0.9, 20.0)], device="cpu", device_name="x", setup_seconds=1.5,
-                      settings={"lr": {"head": 0.1}})
+    history = History(
+        [record(1, 0.8, 10.0), record(2, 0.9, 20.0)],
+        device="cpu",
+        device_name="x",
+        setup_seconds=1.5,
+        settings={"lr": {"head": 0.1}},
+    )
     assert History.from_json(history.to_json(tmp_path / "h.json")) == history
     from_csv = History.from_csv(history.to_csv(tmp_path / "h.csv"))
     assert from_csv.records == history.records

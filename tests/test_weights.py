@@ -38,9 +38,7 @@ def source_model():
 
 
 def test_round_trip_keeps_tensors_and_meta(tmp_path, source_model):
-    path = weights.save_checkpoint(
-        tmp_path / "c.pt", source_model, source="cifar10", image_size=32, val_accuracy=0.9
-    )
+    path = weights.save_checkpoint(tmp_path / "c.pt", source_model, source="cifar10", image_size=32, val_accuracy=0.9)
     checkpoint = weights.load_checkpoint(path)
     assert checkpoint.meta["source"] == "cifar10"
     assert checkpoint.meta["image_size"] == 32
@@ -83,8 +81,12 @@ def test_metadata_is_stored_as_plain_values(tmp_path, source_model):
         weights.save_checkpoint(tmp_path / "c.pt", source_model, history=[0.5, NotATensor()])
     assert not any(tmp_path.iterdir())
     path = weights.save_checkpoint(
-        tmp_path / "c.pt", source_model,
-        folder=tmp_path, accuracy=numpy.float32(0.75), epochs=numpy.int64(3), loss=torch.tensor(0.5),
+        tmp_path / "c.pt",
+        source_model,
+        folder=tmp_path,
+        accuracy=numpy.float32(0.75),
+        epochs=numpy.int64(3),
+        loss=torch.tensor(0.5),
         hardware={"threads": 2, "sizes": (32, 64)},
     )
     meta = weights.load_checkpoint(path).meta

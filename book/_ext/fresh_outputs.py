@@ -11,6 +11,9 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+
 INPUTS = ["course_lib", "book/booksupport.py", "data/weights", "data/grocery-store/manifest.csv", "results"]
 STAMP = "inputs.sha256"
 
@@ -28,11 +31,11 @@ def fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _cache_dir(app) -> Path:
+def _cache_dir(app: Sphinx) -> Path:
     return Path(app.srcdir) / app.config.nb_execution_cache_path
 
 
-def clear_cache_if_inputs_changed(app):
+def clear_cache_if_inputs_changed(app: Sphinx) -> None:
     app.book_inputs = fingerprint(Path(app.srcdir))
     stamp = _cache_dir(app) / STAMP
     app.book_inputs_changed = not stamp.exists() or stamp.read_text() != app.book_inputs
@@ -40,17 +43,19 @@ def clear_cache_if_inputs_changed(app):
         shutil.rmtree(_cache_dir(app))
 
 
-def reread_all_if_inputs_changed(app, env, added, changed, removed):
+def reread_all_if_inputs_changed(
+    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
     return sorted(env.found_docs) if app.book_inputs_changed else []
 
 
-def store_fingerprint(app, exception):
+def store_fingerprint(app: Sphinx, exception: Exception | None) -> None:
     warnings = getattr(app, "_warncount", 0)  # with --keep-going, Sphinx sets statuscode only later
     if exception is None and not warnings and _cache_dir(app).exists():
         (_cache_dir(app) / STAMP).write_text(app.book_inputs)
 
 
-def setup(app):
+def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("builder-inited", clear_cache_if_inputs_changed, priority=100)
     app.connect("env-get-outdated", reread_all_if_inputs_changed)
     app.connect("build-finished", store_fingerprint)

@@ -6,8 +6,15 @@ Sphinx 7.4 stores it once as ``None`` and once as ``""``, so each page declared
 of each identical script removes the error without changing what the page loads.
 """
 
+from typing import Any
 
-def keep_first_of_each_script(app, pagename, templatename, context, doctree):
+from docutils import nodes
+from sphinx.application import Sphinx
+
+
+def keep_first_of_each_script(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: nodes.document | None
+) -> None:
     seen = set()
     unique = []
     for script in context.get("script_files", []):
@@ -18,6 +25,6 @@ def keep_first_of_each_script(app, pagename, templatename, context, doctree):
     context["script_files"][:] = unique
 
 
-def setup(app):
+def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("html-page-context", keep_first_of_each_script, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,7 +8,7 @@ must score 0, so a case's expected auto score is the sum of those cells' points.
 is the report's status and ``says`` a phrase the report must contain for that student.
 
 Answers whose code reaches into the test machinery (IPython, the checks, the interpreter;
-see ``course_lib.sandbox.audit_code``) are held for review: their autograded points are
+see ``course_lib.grading.audit.audit_code``) are held for review: their autograded points are
 not reported until a person has looked, whatever the tests said.
 """
 
@@ -22,17 +22,21 @@ NOTEBOOK = "convolution"
 MARKER = "27182.5"  # a sleep duration no other process uses: finds leftover processes
 
 OUTPUT_SIZE, NAIVE, NAIVE_STRIDE, IM2COL, CONV_IM2COL = (
-    "test_conv_output_size", "test_conv2d_naive", "test_conv2d_naive_stride_padding",
-    "test_im2col", "test_conv2d_im2col")
+    "test_conv_output_size",
+    "test_conv2d_naive",
+    "test_conv2d_naive_stride_padding",
+    "test_im2col",
+    "test_conv2d_im2col",
+)
 ALL = frozenset({OUTPUT_SIZE, NAIVE, NAIVE_STRIDE, IM2COL, CONV_IM2COL})
 WITHOUT_IM2COL = ALL - {IM2COL, CONV_IM2COL}
 NONE = frozenset()
 
 HELD = {"status": "review", "says": "held for review"}  # code that reaches into the tests
 
-BLANK_IM2COL = '''def im2col(x, kernel_size, stride=1, padding=0):
+BLANK_IM2COL = """def im2col(x, kernel_size, stride=1, padding=0):
     raise NotImplementedError()
-'''
+"""
 
 
 @dataclass
@@ -57,7 +61,8 @@ def solution_sources(solution_nb):
         if meta.get("solution"):
             lines = "".join(cell["source"]).splitlines(keepends=True)
             answers[meta["grade_id"]] = "".join(
-                line for line in lines if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+                line for line in lines if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
     return answers
 
 
@@ -108,19 +113,32 @@ def build_cases(release, solution_nb, course_dir):
     cases = []
 
     def add(name, what, nb_or_files, passes, **kw):
-        files = nb_or_files if isinstance(nb_or_files, dict) and "cells" not in nb_or_files \
-            else notebook_file(nb_or_files)
+        files = (
+            nb_or_files if isinstance(nb_or_files, dict) and "cells" not in nb_or_files else notebook_file(nb_or_files)
+        )
         cases.append(Case(name, what, frozenset(passes), files=files, **kw))
 
     # honest submissions: they must get exactly their marks
     add("honest-full", "the reference answers", full(), ALL, honest=True)
     add("honest-partial", "im2col left undone", no_im2col(), WITHOUT_IM2COL, honest=True)
     add("honest-blank", "the release, unchanged", copy.deepcopy(release), NONE, honest=True)
-    add("warns", "correct code that warns and writes to stderr", full(
-        conv2d_naive=answers["conv2d_naive"] + WARNS.format(name="conv2d_naive"),
-        im2col=answers["im2col"] + WARNS.format(name="im2col")), ALL, honest=True)
-    add("hidden-only-failure", "wrong only for non-square kernels, which only hidden tests use",
-        full(conv2d_naive=SQUARE_ONLY_NAIVE), ALL - {NAIVE, NAIVE_STRIDE}, honest=True)
+    add(
+        "warns",
+        "correct code that warns and writes to stderr",
+        full(
+            conv2d_naive=answers["conv2d_naive"] + WARNS.format(name="conv2d_naive"),
+            im2col=answers["im2col"] + WARNS.format(name="im2col"),
+        ),
+        ALL,
+        honest=True,
+    )
+    add(
+        "hidden-only-failure",
+        "wrong only for non-square kernels, which only hidden tests use",
+        full(conv2d_naive=SQUARE_ONLY_NAIVE),
+        ALL - {NAIVE, NAIVE_STRIDE},
+        honest=True,
+    )
 
     # edits of the notebook's structure
     nb = no_im2col()
@@ -151,75 +169,153 @@ def build_cases(release, solution_nb, course_dir):
     fake = copy.deepcopy(nb["cells"][index])
     fake["source"] = "pass"
     nb["cells"].insert(index, fake)
-    add("duplicated-grade-cell", "a copy of a test cell (saying pass) placed before it", nb,
-        WITHOUT_IM2COL, says="appears 2 times")
+    add(
+        "duplicated-grade-cell",
+        "a copy of a test cell (saying pass) placed before it",
+        nb,
+        WITHOUT_IM2COL,
+        says="appears 2 times",
+    )
 
     nb = full()
     for cell in nb["cells"]:
         if "nbgrader" in cell["metadata"]:
             cell["metadata"]["nbgrader"]["schema_version"] = 1
-    add("edited-schema-version", "nbgrader schema_version set to 1 in every cell", nb, ALL,
-        says="schema_version")
+    add("edited-schema-version", "nbgrader schema_version set to 1 in every cell", nb, ALL, says="schema_version")
 
-    add("invalid-json", "a notebook cut in the middle", {f"{NOTEBOOK}.ipynb": dumps(full())[:5000]},
-        NONE, status="not graded", says="invalid JSON")
-    add("renamed-notebook", "the correct notebook under another name",
-        {f"{NOTEBOOK}-final.ipynb": dumps(full())}, NONE, status="not graded", says="missing notebook")
+    add(
+        "invalid-json",
+        "a notebook cut in the middle",
+        {f"{NOTEBOOK}.ipynb": dumps(full())[:5000]},
+        NONE,
+        status="not graded",
+        says="invalid JSON",
+    )
+    add(
+        "renamed-notebook",
+        "the correct notebook under another name",
+        {f"{NOTEBOOK}-final.ipynb": dumps(full())},
+        NONE,
+        status="not graded",
+        says="missing notebook",
+    )
 
     nb = full()
     nb["metadata"]["kernelspec"] = {"name": "evil", "display_name": "Evil", "language": "python"}
     add("wrong-kernelspec", "the kernelspec of a kernel that does not exist", nb, ALL)
 
     # attacks from inside the kernel
-    add("showtraceback-override", "errors hidden by replacing IPython's showtraceback",
-        append_code(no_im2col(), "conv2d_im2col", SHOWTRACEBACK), NONE, **HELD)
-    add("input-transformer", "an input transformer that blanks the test cells",
-        append_code(no_im2col(), "conv2d_im2col", TRANSFORMER), NONE, **HELD)
-    add("always-equal", "conv_output_size returns an object equal to everything",
-        full(conv_output_size=ALWAYS_EQUAL), NONE, **HELD)
-    add("redefined-locked-helper", "the checks replaced by functions that pass",
-        append_code(no_im2col(), "conv2d_im2col", REDEFINE_CHECKS), NONE, **HELD)
-    add("shadowing-numpy", "a numpy.py beside the notebook that disables the checks",
-        {**notebook_file(no_im2col()), "numpy.py": SHADOW_NUMPY.encode()}, WITHOUT_IM2COL,
-        says="ignored")
-    add("reads-instructor-files", "reads the source notebook and the gradebook",
-        append_code(no_im2col(), "conv2d_im2col", READ_FILES.format(
-            paths=[str(source), str(gradebook), "../../../source", "/proc/1/root" + str(gradebook)])),
-        WITHOUT_IM2COL)
-    add("writes-gradebook", "writes its own score into the gradebook",
+    add(
+        "showtraceback-override",
+        "errors hidden by replacing IPython's showtraceback",
+        append_code(no_im2col(), "conv2d_im2col", SHOWTRACEBACK),
+        NONE,
+        **HELD,
+    )
+    add(
+        "input-transformer",
+        "an input transformer that blanks the test cells",
+        append_code(no_im2col(), "conv2d_im2col", TRANSFORMER),
+        NONE,
+        **HELD,
+    )
+    add(
+        "always-equal",
+        "conv_output_size returns an object equal to everything",
+        full(conv_output_size=ALWAYS_EQUAL),
+        NONE,
+        **HELD,
+    )
+    add(
+        "redefined-locked-helper",
+        "the checks replaced by functions that pass",
+        append_code(no_im2col(), "conv2d_im2col", REDEFINE_CHECKS),
+        NONE,
+        **HELD,
+    )
+    add(
+        "shadowing-numpy",
+        "a numpy.py beside the notebook that disables the checks",
+        {**notebook_file(no_im2col()), "numpy.py": SHADOW_NUMPY.encode()},
+        WITHOUT_IM2COL,
+        says="ignored",
+    )
+    add(
+        "reads-instructor-files",
+        "reads the source notebook and the gradebook",
+        append_code(
+            no_im2col(),
+            "conv2d_im2col",
+            READ_FILES.format(paths=[str(source), str(gradebook), "../../../source", "/proc/1/root" + str(gradebook)]),
+        ),
+        WITHOUT_IM2COL,
+    )
+    add(
+        "writes-gradebook",
+        "writes its own score into the gradebook",
         append_code(no_im2col(), "conv2d_im2col", WRITE_GRADEBOOK.format(gradebook=str(gradebook))),
-        NONE, **HELD)
-    add("grading-detector", "breaks its own answers when it sees signs of grading",
-        append_code(full(), "conv2d_im2col", DETECT_GRADING.format(course=str(course_dir))), ALL)
-    add("background-process", "leaves a detached process running",
-        append_code(full(), "conv2d_im2col", BACKGROUND.format(marker=MARKER)), NONE, **HELD)
+        NONE,
+        **HELD,
+    )
+    add(
+        "grading-detector",
+        "breaks its own answers when it sees signs of grading",
+        append_code(full(), "conv2d_im2col", DETECT_GRADING.format(course=str(course_dir))),
+        ALL,
+    )
+    add(
+        "background-process",
+        "leaves a detached process running",
+        append_code(full(), "conv2d_im2col", BACKGROUND.format(marker=MARKER)),
+        NONE,
+        **HELD,
+    )
     add("sys-exit", "im2col calls sys.exit", full(im2col=SYS_EXIT), NONE, **HELD)
-    add("os-exit", "conv2d_im2col kills the kernel with os._exit", full(conv2d_im2col=OS_EXIT),
-        NONE, status="failed", says="autograde failed")
-    add("infinite-loop", "conv2d_im2col never returns", full(conv2d_im2col=INFINITE_LOOP),
-        ALL - {CONV_IM2COL})
-    add("sigint-ignored", "im2col ignores SIGINT, then never returns", full(im2col=IGNORE_SIGINT),
-        NONE, status="failed", says="still busy 10 s after an interrupt")
-    add("endless-printing", "an answer cell that prints forever after correct code",
-        append_code(full(), "conv2d_im2col", "while True:\n    print('spam ' * 20)"), ALL)
-    add("huge-print", "one print of 200 MB", append_code(full(), "conv2d_im2col",
-                                                          "print('x' * 200_000_000)"),
-        NONE, status="failed", says="autograde failed")
-    add("memory-bomb", "im2col allocates until memory runs out", full(im2col=MEMORY_BOMB),
-        WITHOUT_IM2COL)
+    add(
+        "os-exit",
+        "conv2d_im2col kills the kernel with os._exit",
+        full(conv2d_im2col=OS_EXIT),
+        NONE,
+        status="failed",
+        says="autograde failed",
+    )
+    add("infinite-loop", "conv2d_im2col never returns", full(conv2d_im2col=INFINITE_LOOP), ALL - {CONV_IM2COL})
+    add(
+        "sigint-ignored",
+        "im2col ignores SIGINT, then never returns",
+        full(im2col=IGNORE_SIGINT),
+        NONE,
+        status="failed",
+        says="still busy 10 s after an interrupt",
+    )
+    add(
+        "endless-printing",
+        "an answer cell that prints forever after correct code",
+        append_code(full(), "conv2d_im2col", "while True:\n    print('spam ' * 20)"),
+        ALL,
+    )
+    add(
+        "huge-print",
+        "one print of 200 MB",
+        append_code(full(), "conv2d_im2col", "print('x' * 200_000_000)"),
+        NONE,
+        status="failed",
+        says="autograde failed",
+    )
+    add("memory-bomb", "im2col allocates until memory runs out", full(im2col=MEMORY_BOMB), WITHOUT_IM2COL)
     return cases
 
 
-WARNS = '''
+WARNS = """
 _plain_{name} = {name}
 def {name}(*args, **kwargs):
     import sys, warnings
     warnings.warn("this function will change in the next release", FutureWarning)
     print("{name} called", file=sys.stderr)
     return _plain_{name}(*args, **kwargs)
-'''
+"""
 
-SQUARE_ONLY_NAIVE = '''def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
+SQUARE_ONLY_NAIVE = """def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     batch, _, height, width = x.shape
     out_channels, _, k, _ = weight.shape  # assumes square kernels
     out_h = conv_output_size(height, k, stride, padding)
@@ -235,22 +331,22 @@ SQUARE_ONLY_NAIVE = '''def conv2d_naive(x, weight, bias=None, stride=1, padding=
             if bias is not None:
                 out[n, o] += bias[o]
     return out
-'''
+"""
 
-SHOWTRACEBACK = '''
+SHOWTRACEBACK = """
 _shell = get_ipython()
 _shell.showtraceback = lambda *args, **kwargs: None
 _shell._showtraceback = lambda *args, **kwargs: None
 _shell.showsyntaxerror = lambda *args, **kwargs: None
-'''
+"""
 
-TRANSFORMER = '''
+TRANSFORMER = """
 def _skip_tests(lines):
     return ["pass\\n"] if any("checks." in line or "assert" in line for line in lines) else lines
 get_ipython().input_transformers_cleanup.append(_skip_tests)
-'''
+"""
 
-ALWAYS_EQUAL = '''class _Anything(int):
+ALWAYS_EQUAL = """class _Anything(int):
     def __eq__(self, other):
         return True
     def __ne__(self, other):
@@ -259,9 +355,9 @@ ALWAYS_EQUAL = '''class _Anything(int):
 
 def conv_output_size(size, kernel_size, stride=1, padding=0):
     return _Anything((size + 2 * padding - kernel_size) // stride + 1)
-'''
+"""
 
-REDEFINE_CHECKS = '''
+REDEFINE_CHECKS = """
 from course_lib import checks as _real_checks
 for _name in dir(_real_checks):
     if _name.startswith("check_"):
@@ -270,9 +366,9 @@ class _Pass:
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
 checks = _Pass()
-'''
+"""
 
-SHADOW_NUMPY = '''import sys, importlib
+SHADOW_NUMPY = """import sys, importlib
 sys.path.remove("") if "" in sys.path else None
 del sys.modules["numpy"]
 real = importlib.import_module("numpy")
@@ -281,9 +377,9 @@ import course_lib.checks as c
 for name in dir(c):
     if name.startswith("check_"):
         setattr(c, name, lambda *a, **k: None)
-'''
+"""
 
-READ_FILES = '''
+READ_FILES = """
 import os
 for _path in {paths!r}:
     try:
@@ -294,9 +390,9 @@ for _path in {paths!r}:
                 print("LEAKED", _path, _f.read()[:2000])
     except OSError as _error:
         print("blocked:", type(_error).__name__)
-'''
+"""
 
-WRITE_GRADEBOOK = '''
+WRITE_GRADEBOOK = """
 import sqlite3
 try:
     _db = sqlite3.connect({gradebook!r})
@@ -305,9 +401,9 @@ try:
     print("WROTE the gradebook")
 except Exception as _error:
     print("blocked:", type(_error).__name__)
-'''
+"""
 
-DETECT_GRADING = '''
+DETECT_GRADING = """
 import os, sys
 _signs = [name for name in os.environ if "NBGRADER" in name.upper() or "GRADE" in name.upper()]
 _signs += [p for p in (os.getcwd(),) if "autograded" in p or "submitted" in p]
@@ -317,40 +413,40 @@ if _signs:
     def conv_output_size(*args, **kwargs):
         raise RuntimeError("graded")
     conv2d_naive = im2col = conv2d_im2col = conv_output_size
-'''
+"""
 
-BACKGROUND = '''
+BACKGROUND = """
 import subprocess
 subprocess.Popen(["sh", "-c", "sleep {marker} &"], start_new_session=True)
-'''
+"""
 
-SYS_EXIT = '''def im2col(x, kernel_size, stride=1, padding=0):
+SYS_EXIT = """def im2col(x, kernel_size, stride=1, padding=0):
     import sys
     sys.exit(0)
-'''
+"""
 
-OS_EXIT = '''def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
+OS_EXIT = """def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
     import os
     os._exit(0)
-'''
+"""
 
-INFINITE_LOOP = '''def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
+INFINITE_LOOP = """def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
     while True:
         pass
-'''
+"""
 
-IGNORE_SIGINT = '''def im2col(x, kernel_size, stride=1, padding=0):
+IGNORE_SIGINT = """def im2col(x, kernel_size, stride=1, padding=0):
     import signal, time
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         time.sleep(0.05)
-'''
+"""
 
-MEMORY_BOMB = '''def im2col(x, kernel_size, stride=1, padding=0):
+MEMORY_BOMB = """def im2col(x, kernel_size, stride=1, padding=0):
     hog = []
     while True:
         hog.append(bytearray(64 * 2**20))
-'''
+"""
 
 
 def hidden_lines(solution_nb):

@@ -16,9 +16,13 @@ through ``c.Execute.kernel_manager_class``. Each kernel runs under bubblewrap (`
 The kernel talks to the grader over ZeroMQ's ``ipc`` transport: unix sockets in a private
 folder bound into the sandbox. The client side caps how much output it accepts per cell,
 so endless printing cannot fill the grader's memory.
+
+Reading the answer code for constructs that fool the tests is :mod:`course_lib.grading.audit`:
+the sandbox bounds what code can reach, not what it does to the tests in its own process.
 """
 
-import ast
+from __future__ import annotations
+
 import asyncio
 import json
 import os
@@ -27,12 +31,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 import zmq
 import zmq.asyncio
-from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
@@ -44,37 +49,48 @@ from course_lib.errors import CourseError
 HOME = "/home/student"
 RUN_DIR = "/run/jupyter"
 OUTPUT_MESSAGES = ("stream", "display_data", "update_display_data", "execute_result", "error")
-PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-              "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "MPLBACKEND")
-MiB = 1024 ** 2
+PASSED_ENV = (
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "MPLBACKEND",
+)
+MiB = 1024**2
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 
 
 class SandboxUnavailable(CourseError):
     """bubblewrap is missing or cannot create namespaces on this machine."""
 
 
-def bwrap_path():
+def bwrap_path() -> str:
     """The bubblewrap executable, or a SandboxUnavailable saying how to get one."""
     path = shutil.which("bwrap")
     if path is None:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be isolated: "
             "install it (Debian/Ubuntu: apt-get install bubblewrap), or grade trusted "
-            "notebooks only with the sandbox switched off (--no-sandbox).")
+            "notebooks only with the sandbox switched off (--no-sandbox)."
+        )
     return path
 
 
-def runs_as_root():
+def runs_as_root() -> bool:
+    """Whether the grader is root: then bwrap needs no user namespace and the kernel drops to ``nobody``."""
     return os.geteuid() == 0
 
 
-def read_only_paths():
+def read_only_paths() -> list[str]:
     """What the kernel needs to see: the system, the Python installation, the venv,
     course_lib and its shipped data. Nothing else of the host is visible."""
     import course_lib
+
     package = Path(course_lib.__file__).resolve().parent
-    paths = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc",
-             sys.base_prefix, sys.prefix, str(package), str(package.parent / "data")]
+    paths = [*SYSTEM_PATHS, sys.base_prefix, sys.prefix, str(package), str(package.parent / "data")]
     real = Path(sys.executable).resolve().parent.parent
     paths.append(str(real))
     unique = []
@@ -84,7 +100,7 @@ def read_only_paths():
     return unique
 
 
-def mount_arguments(paths, scratch=()):
+def mount_arguments(paths: Sequence[str], scratch: Sequence[str] = ()) -> list[str]:
     """bwrap arguments binding each path read-only (symlinks such as /bin -> usr/bin
     are recreated as symlinks). The folders bwrap creates above a bind copy the host's
     modes (/root is 0700), so they are opened to let the unprivileged kernel through;
@@ -104,60 +120,88 @@ def mount_arguments(paths, scratch=()):
     return args
 
 
-def limit_arguments(memory, cpu_seconds, processes, file_size):
+def limit_arguments(memory: int, cpu_seconds: int, processes: int, file_size: int) -> list[str]:
     """prlimit arguments; soft and hard limits are equal except CPU time, whose soft
     limit sends SIGXCPU a few seconds before the hard one kills."""
-    return ["prlimit", f"--as={memory}", f"--cpu={cpu_seconds}:{cpu_seconds + 5}",
-            f"--nproc={processes}", f"--fsize={file_size}", "--core=0", "--"]
+    limits = [f"--as={memory}", f"--cpu={cpu_seconds}:{cpu_seconds + 5}", f"--nproc={processes}"]
+    return ["prlimit", *limits, f"--fsize={file_size}", "--core=0", "--"]
 
 
-def sandbox_command(kernel_argv, *, run_dir, env, memory, cpu_seconds, processes,
-                    file_size, scratch_size, uid=65534, extra_read_only=()):
+def sandbox_command(
+    kernel_argv: Sequence[str],
+    *,
+    run_dir: str | Path,
+    env: Mapping[str, str],
+    memory: int,
+    cpu_seconds: int,
+    processes: int,
+    file_size: int,
+    scratch_size: int,
+    uid: int = 65534,
+    extra_read_only: Sequence[str] = (),
+) -> list[str]:
     """The full command line: bwrap, the uid drop, the limits, then the kernel.
 
     ``run_dir`` (host) appears inside as RUN_DIR; it holds the connection file and the
     sockets. ``env`` is the kernel's whole environment.
     """
-    args = [bwrap_path(), "--die-with-parent", "--unshare-pid", "--unshare-net",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--hostname", "jupyter"]
+    args = [bwrap_path(), "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    args += ["--unshare-cgroup-try", "--hostname", "jupyter"]
     if not runs_as_root():
         args += ["--unshare-user"]
-    # The scratch folders come first, so that a project or venv that lives under /tmp
-    # (a CI clone, say) is bound on top of the fresh /tmp rather than hidden by it.
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(scratch_size), "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--size", str(scratch_size), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(scratch_size), "--tmpfs", HOME]
+    args += scratch_arguments(scratch_size)
     args += mount_arguments(read_only_paths() + list(extra_read_only), scratch=("/tmp", "/dev/shm", HOME))
-    args += ["--bind", str(run_dir), RUN_DIR, "--chmod", "0755", str(Path(RUN_DIR).parent),
-             "--chmod", "0755", str(Path(HOME).parent), "--chdir", HOME, "--clearenv"]
+    args += ["--bind", str(run_dir), RUN_DIR]
+    args += ["--chmod", "0755", str(Path(RUN_DIR).parent), "--chmod", "0755", str(Path(HOME).parent)]
+    args += ["--chdir", HOME, "--clearenv"]
     for name, value in env.items():
         args += ["--setenv", name, value]
     if runs_as_root():
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                 "--cap-add", "CAP_SETPCAP", "--",
-                 "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        args += drop_privileges(uid)
     args += ["--"] + limit_arguments(memory, cpu_seconds, processes, file_size)
     return args + list(kernel_argv)
 
 
-def kernel_environment(launch_env):
+def scratch_arguments(size: int) -> list[str]:
+    """bwrap arguments for /proc, /dev and the writable tmpfs (``/dev/shm``, ``/tmp``, HOME) of ``size`` bytes.
+
+    The scratch folders come before the read-only binds, so that a project or venv that
+    lives under /tmp (a CI clone, say) is bound on top of the fresh /tmp rather than hidden by it.
+    """
+    args = ["--proc", "/proc", "--dev", "/dev"]
+    for folder in ("/dev/shm", "/tmp", HOME):
+        args += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
+    return args
+
+
+def drop_privileges(uid: int) -> list[str]:
+    """As root: bwrap keeps only what setpriv needs, and setpriv becomes ``uid`` with no capabilities at all."""
+    keep = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP", "--"]
+    become = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    return keep + become + ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+
+
+def kernel_environment(launch_env: Mapping[str, str]) -> dict[str, str]:
     """A clean environment: nothing of the grader's (NBGRADER_*, paths, tokens) leaks.
     JPY_PARENT_PID=1 stops ipykernel from watching a parent it cannot see (the sandbox
     dies with the grader anyway)."""
-    env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-           "HOME": HOME, "USER": "student", "LOGNAME": "student",
-           "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "JPY_PARENT_PID": "1"}
+    env = {
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": HOME,
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "JPY_PARENT_PID": "1",
+    }
     for name in PASSED_ENV:
         if launch_env.get(name):
             env[name] = launch_env[name]
     return env
 
 
-def message_size(content):
+def message_size(content: dict[str, Any]) -> int:
     """Rough size in characters of an output message's payload."""
     if "text" in content:
         return len(content["text"])
@@ -178,16 +222,17 @@ class OutputCappedChannel(AsyncZMQSocketChannel):
 
     limit = MiB
 
-    def __init__(self, socket, *args, **kwargs):
+    def __init__(self, socket: zmq.asyncio.Socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(socket, *args, **kwargs)
-        self.used = {}
-        self.on_lost = None
+        self.used: dict[str | None, int] = {}
+        self.on_lost: Callable[[], None] | None = None
         self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.poller = zmq.asyncio.Poller()
         self.poller.register(socket, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
 
-    async def get_msg(self, timeout=None):
+    async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next message, output past the cell's limit dropped or cut (errors always kept)."""
         while True:
             msg = await self.next_message(timeout)
             if msg["msg_type"] not in OUTPUT_MESSAGES:
@@ -204,7 +249,8 @@ class OutputCappedChannel(AsyncZMQSocketChannel):
             if used <= self.limit:
                 return self.truncated(msg, self.limit - used)
 
-    async def next_message(self, timeout):
+    async def next_message(self, timeout: float | None) -> dict[str, Any]:
+        """The next message from the socket; a dropped connection kills the kernel (``on_lost``)."""
         timeout_ms = None if timeout is None else int(timeout * 1000)
         ready = dict(await self.poller.poll(timeout_ms))
         if self.monitor in ready:
@@ -217,17 +263,19 @@ class OutputCappedChannel(AsyncZMQSocketChannel):
             return await self._recv()
         raise Empty
 
-    def truncated(self, msg, room):
+    def truncated(self, msg: dict[str, Any], room: int) -> dict[str, Any]:
         """The message cut to ``room`` characters, as a stream with a note saying so."""
         content = msg["content"]
         text = content["text"][:room] if msg["msg_type"] == "stream" else ""
         msg["msg_type"] = msg["header"]["msg_type"] = "stream"
-        msg["content"] = {"name": content.get("name", "stdout"), "text": text + (
-            f"\n[output truncated: this cell printed more than {self.limit} characters]\n")}
+        msg["content"] = {
+            "name": content.get("name", "stdout"),
+            "text": text + (f"\n[output truncated: this cell printed more than {self.limit} characters]\n"),
+        }
         return msg
 
 
-def capped_context(message_size_limit):
+def capped_context(message_size_limit: int) -> zmq.asyncio.Context:
     """A ZeroMQ context whose sockets refuse messages above the size limit."""
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, message_size_limit)
@@ -242,12 +290,13 @@ class SandboxedKernelClient(AsyncKernelClient):
     message_size_limit = Integer(64 * MiB)
 
     @default("context")
-    def _context_default(self):
+    def _context_default(self) -> zmq.asyncio.Context:
         self._created_context = True
         return capped_context(self.message_size_limit)
 
     @property
-    def iopub_channel(self):
+    def iopub_channel(self) -> Any:
+        """The capped IOPub channel, told how to kill the sandbox when its connection breaks."""
         channel = super().iopub_channel
         if channel is not None:
             channel.limit = self.output_limit
@@ -271,28 +320,31 @@ class SandboxedKernelManager(AsyncKernelManager):
     message_size_limit = Integer(64 * MiB, help="Largest ZeroMQ message accepted (bytes).").tag(config=True)
     sandbox_uid = Integer(65534, help="Unprivileged uid the kernel runs as when grading as root.").tag(config=True)
     extra_read_only = List(Unicode(), help="More host paths the kernel may read.").tag(config=True)
-    interrupt_grace = Float(10.0, help="Seconds a kernel has to answer after an interrupt before "
-                            "the sandbox is killed (0: never).").tag(config=True)
+    interrupt_grace = Float(
+        10.0, help="Seconds a kernel has to answer after an interrupt before the sandbox is killed (0: never)."
+    ).tag(config=True)
 
     client_factory = Type(SandboxedKernelClient)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.run_dir = None
-        self.watchdog = None
-        self.interrupt_check = None
+        self.run_dir: Path | None = None
+        self.watchdog: threading.Timer | None = None
+        self.interrupt_check: threading.Thread | None = None
 
     @default("context")
-    def _context_default(self):
+    def _context_default(self) -> zmq.asyncio.Context:
         self._created_context = True
         return capped_context(self.message_size_limit)
 
-    def client(self, **kwargs):
+    def client(self, **kwargs: Any) -> AsyncKernelClient:
+        """A client with this manager's output and message-size limits."""
         kwargs.setdefault("output_limit", self.output_limit)
         kwargs.setdefault("message_size_limit", self.message_size_limit)
         return super().client(**kwargs)
 
-    async def _async_pre_start_kernel(self, **kw):
+    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+        """With the sandbox, the connection file and sockets go to a private folder bound into it."""
         if self.sandbox:
             bwrap_path()
             self.run_dir = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
@@ -303,7 +355,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.ip = str(self.run_dir / "kernel-ipc")
         return await super()._async_pre_start_kernel(**kw)
 
-    async def _async_launch_kernel(self, kernel_cmd, **kw):
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        """Launch the kernel wrapped in the sandbox, with a clean environment and a wall-clock watchdog."""
         if self.sandbox:
             kw["env"] = kernel_environment(kw.get("env") or os.environ)
             kw["cwd"] = str(self.run_dir)
@@ -311,12 +364,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         await super()._async_launch_kernel(kernel_cmd, **kw)
         if self.sandbox and self.wall_time_limit:
             self.watchdog = threading.Timer(
-                self.wall_time_limit, self.kill_sandbox,
-                [f"it ran past {self.wall_time_limit:.0f} s"])
+                self.wall_time_limit, self.kill_sandbox, [f"it ran past {self.wall_time_limit:.0f} s"]
+            )
             self.watchdog.daemon = True
             self.watchdog.start()
 
-    def sandboxed(self, kernel_cmd, env):
+    def sandboxed(self, kernel_cmd: list[str], env: Mapping[str, str]) -> list[str]:
         """The kernel command wrapped in the sandbox, reading a connection file whose
         socket paths are the ones seen from inside."""
         inside = dict(self.get_connection_info(session=False))
@@ -325,23 +378,28 @@ class SandboxedKernelManager(AsyncKernelManager):
         inside_file = self.run_dir / "kernel-inside.json"
         inside_file.write_text(json.dumps(inside))
         inside_file.chmod(0o644)
-        kernel_argv = [f"{RUN_DIR}/{inside_file.name}" if arg == self.connection_file else arg
-                       for arg in kernel_cmd]
+        kernel_argv = [f"{RUN_DIR}/{inside_file.name}" if arg == self.connection_file else arg for arg in kernel_cmd]
         return sandbox_command(
-            kernel_argv, run_dir=self.run_dir, env=env,
-            memory=self.memory_limit, cpu_seconds=self.cpu_time_limit,
-            processes=self.process_limit, file_size=self.file_size_limit,
-            scratch_size=self.scratch_size, uid=self.sandbox_uid,
-            extra_read_only=self.extra_read_only)
+            kernel_argv,
+            run_dir=self.run_dir,
+            env=env,
+            memory=self.memory_limit,
+            cpu_seconds=self.cpu_time_limit,
+            processes=self.process_limit,
+            file_size=self.file_size_limit,
+            scratch_size=self.scratch_size,
+            uid=self.sandbox_uid,
+            extra_read_only=self.extra_read_only,
+        )
 
-    def kill_sandbox(self, reason="it ran too long"):
+    def kill_sandbox(self, reason: str = "it ran too long") -> None:
         """Kill the sandbox (its PID namespace dies with bwrap)."""
         process = getattr(self.provisioner, "process", None)
         if process is not None and process.poll() is None:
             self.log.warning("Killing the kernel's sandbox: %s", reason)
             process.kill()
 
-    async def _async_interrupt_kernel(self):
+    async def _async_interrupt_kernel(self) -> None:
         """Interrupt through the control channel: a signal sent from outside would hit
         bwrap, not the kernel, inside its own PID namespace. A kernel still busy
         ``interrupt_grace`` seconds later (code that ignores SIGINT or catches
@@ -353,7 +411,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.session.send(self._control_socket, msg)
             if self.interrupt_grace and not (self.interrupt_check and self.interrupt_check.is_alive()):
                 self.interrupt_check = threading.Thread(
-                    target=self._kill_if_still_busy, args=(self.interrupt_grace,), daemon=True)
+                    target=self._kill_if_still_busy, args=(self.interrupt_grace,), daemon=True
+                )
                 self.interrupt_check.start()
             return
         await super()._async_interrupt_kernel()
@@ -376,7 +435,8 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     interrupt_kernel = _async_interrupt_kernel
 
-    async def _async_cleanup_resources(self, restart=False):
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        """Stop the watchdog and remove the private folder of sockets once the kernel is gone."""
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
@@ -388,179 +448,25 @@ class SandboxedKernelManager(AsyncKernelManager):
     cleanup_resources = _async_cleanup_resources
 
 
-def check_sandbox():
+def check_sandbox() -> None:
     """Start a trivial command in the sandbox; raise SandboxUnavailable if it cannot run."""
     with tempfile.TemporaryDirectory(prefix="course-sandbox-") as run_dir:
         if runs_as_root():
             os.chown(run_dir, 65534, 65534)
         command = sandbox_command(
-            [sys.executable, "-c", "pass"], run_dir=run_dir, env=kernel_environment({}),
-            memory=8 * 1024 * MiB, cpu_seconds=60, processes=64, file_size=MiB,
-            scratch_size=MiB)
+            [sys.executable, "-c", "pass"],
+            run_dir=run_dir,
+            env=kernel_environment({}),
+            memory=8 * 1024 * MiB,
+            cpu_seconds=60,
+            processes=64,
+            file_size=MiB,
+            scratch_size=MiB,
+        )
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise SandboxUnavailable(
             f"bubblewrap cannot start a sandbox here: {result.stderr.strip()[-300:]}. "
             "It needs user or PID namespaces (run the grader as root, or enable "
-            "unprivileged user namespaces), or grade trusted notebooks with --no-sandbox.")
-
-
-# ---------------------------------------------------------------- reading the code itself
-
-SUSPICIOUS_NAMES = {
-    "get_ipython": "reaches into IPython, which runs the tests",
-    "IPython": "reaches into IPython, which runs the tests",
-    "ipykernel": "reaches into the kernel, which runs the tests",
-    "vars": "rewrites names through their dictionary",
-    "__builtins__": "changes Python's built-in functions",
-    "builtins": "changes Python's built-in functions",
-    "exec": "runs code built at run time", "eval": "runs code built at run time",
-    "compile": "runs code built at run time", "__import__": "imports modules indirectly",
-    "importlib": "imports modules indirectly", "setattr": "changes attributes by name",
-    "delattr": "deletes attributes by name", "globals": "rewrites the notebook's names",
-    "ctypes": "calls C code directly", "gc": "walks the interpreter's objects",
-    "inspect": "walks the interpreter's frames", "signal": "changes signal handling",
-    "subprocess": "starts other programs", "multiprocessing": "starts other processes",
-    "socket": "opens network connections", "sqlite3": "opens databases",
-    "exit": "stops the kernel", "quit": "stops the kernel",
-}
-SUSPICIOUS_ATTRIBUTES = {
-    "modules": "edits sys.modules", "_exit": "kills the kernel", "exit": "stops the kernel",
-    "system": "runs shell commands", "popen": "runs shell commands", "fork": "starts processes",
-    "kill": "sends signals", "_getframe": "walks the interpreter's frames",
-    "settrace": "traces the tests", "setprofile": "traces the tests",
-    "input_transformers_cleanup": "rewrites later cells", "input_transformers_post": "rewrites later cells",
-    "ast_transformers": "rewrites later cells", "showtraceback": "hides errors",
-    "events": "hooks into cell execution",
-    "get_ipython": "reaches into IPython, which runs the tests",
-    "__dict__": "rewrites names through their dictionary",
-    "__globals__": "rewrites the notebook's names",
-    "__code__": "rewrites a function's code",
-}
-SUSPICIOUS_METHODS = {"__eq__", "__ne__", "__bool__", "__hash__", "__instancecheck__",
-                      "__subclasscheck__", "__getattribute__", "__class__"}
-
-
-def imported_binding(node, alias):
-    """The name an import binds and the dotted path of what it binds to it."""
-    if isinstance(node, ast.Import):
-        if alias.asname:
-            return alias.asname, alias.name
-        return alias.name.split(".")[0], alias.name.split(".")[0]
-    return alias.asname or alias.name, f"{node.module}.{alias.name}"
-
-
-def module_aliases(tree, modules):
-    """Names a cell binds to the protected modules (or any library module) by import."""
-    aliases = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                name, module = imported_binding(node, alias)
-                if module in modules or module.split(".")[0] in ("course_lib", "torch", "numpy"):
-                    aliases.add(name)
-    return aliases
-
-
-def protected_names(sources):
-    """Names that locked cells bind by import or def, mapped to what they are bound to."""
-    names = {}
-    for source in sources:
-        try:
-            tree = ast.parse(TransformerManager().transform_cell(source))
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    name, module = imported_binding(node, alias)
-                    names[name] = module
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                names[node.name] = "def"
-    return names
-
-
-def audit_code(source, protected=None):
-    """Constructs in one cell of student code that can fool or escape the tests.
-
-    Returns short findings ("line 3: get_ipython (reaches into IPython, ...)"). The tests
-    run in the student's own process, so code like this can make them pass without
-    doing the work: such a submission deserves a person's look, not points. ``protected``
-    maps the names the locked cells bind (``checks``, ``torch``...; see
-    ``protected_names``) that answers must not rebind or modify. Code that does not parse
-    is left to the tests to fail.
-    """
-    protected = protected or {}
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError):
-        return []
-    findings = []
-    guarded = set(protected) | module_aliases(tree, set(protected.values()))
-
-    def flag(node, what, why):
-        findings.append(f"line {getattr(node, 'lineno', '?')}: {what} ({why})")
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in SUSPICIOUS_NAMES:
-            flag(node, node.id, SUSPICIOUS_NAMES[node.id])
-        elif isinstance(node, ast.Attribute) and node.attr in SUSPICIOUS_ATTRIBUTES:
-            flag(node, "." + node.attr, SUSPICIOUS_ATTRIBUTES[node.attr])
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            modules = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
-            for module in modules:
-                if module.split(".")[0] in SUSPICIOUS_NAMES:
-                    flag(node, f"import {module}", SUSPICIOUS_NAMES[module.split(".")[0]])
-            for alias in node.names:
-                name, module = imported_binding(node, alias)
-                if name in protected and protected[name] != module:
-                    flag(node, f"import as {name}", "rebinds a name the tests use")
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if node.name in SUSPICIOUS_METHODS:
-                flag(node, f"def {node.name}", "changes how objects compare")
-            elif node.name in protected:
-                flag(node, f"def {node.name}", "rebinds a name the tests use")
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            for target in targets:
-                for part in ast.walk(target):
-                    root = part
-                    while isinstance(root, (ast.Attribute, ast.Subscript)):
-                        root = root.value
-                    if isinstance(root, ast.Name) and root.id in guarded:
-                        flag(node, root.id, "rebinds or modifies a name the tests use")
-                        break
-                    if isinstance(part, ast.Name) and part.id in SUSPICIOUS_METHODS:
-                        flag(node, part.id, "changes how objects compare")
-    return list(dict.fromkeys(findings))
-
-
-def cell_text(cell):
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def audit_notebook(submitted, source):
-    """``audit_code`` findings for every code cell of a submitted notebook that nbgrader
-    will not restore from the source (answers and cells the student added).
-
-    Both notebooks are nbformat 4 dicts; locked cells of the source (setup, tests) are
-    skipped because grading puts their source back, and define the protected names.
-    """
-    locked = {}
-    for cell in source.get("cells", []):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("locked") and meta.get("grade_id"):
-            locked[meta["grade_id"]] = cell
-    protected = protected_names(cell_text(cell) for cell in locked.values() if cell.get("cell_type") == "code")
-    findings = []
-    for index, cell in enumerate(submitted.get("cells", [])):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
-        if grade_id in locked:
-            continue
-        name = grade_id or f"cell {index + 1}"
-        findings += [f"{name}, {finding}" for finding in audit_code(cell_text(cell), protected)]
-    return findings
+            "unprivileged user namespaces), or grade trusted notebooks with --no-sandbox."
+        )

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Debian packages that `make test` needs besides Python: bubblewrap isolates student kernels
+# while grading; chromium and its driver open the built book in the browser test.
+# Installs the missing ones when it can (as root, or with sudo that needs no password); otherwise
+# prints the one command that installs them and stops, before anything else runs.
+set -euo pipefail
+
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+install="apt-get install -y ${need[*]}"
+if ! command -v apt-get >/dev/null; then
+    echo "error: the tests need ${need[*]} (Debian's package names); install them with this system's package manager, then run make test again." >&2
+    exit 1
+elif [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+else
+    echo "error: the tests need the Debian packages ${need[*]}. Install them with" >&2
+    echo "    sudo apt-get update && sudo $install" >&2
+    echo "then run make test again." >&2
+    exit 1
+fi
+echo "Installing the Debian packages the tests need: ${need[*]}"
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -13,32 +13,22 @@ arguments after ``--`` go to it).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from course_lib import PROJECT_ROOT, REGIMES, TARGET_ACCURACY
-from course_lib.history import History
+from course_lib import PROJECT_ROOT, TARGET_ACCURACY
+from course_lib.experiment import Results, read_results
 
 
-def load_histories(results: Path) -> dict[str, dict[int, History]]:
-    """``{regime: {seed: History}}`` from ``results/histories``."""
-    histories: dict[str, dict[int, History]] = {}
-    for path in sorted((results / "histories").glob("*-seed*.json")):
-        regime, _, seed = path.stem.rpartition("-seed")
-        histories.setdefault(regime, {})[int(seed)] = History.from_json(path)
-    return histories
-
-
-def table(histories: dict[str, dict[int, History]], target: float) -> list[str]:
+def table(results: Results, target: float) -> list[str]:
     label = f"{target:.0%}"
     lines = [
         f"| regime | seed | epochs | best val acc | epochs to {label} | seconds to {label} |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for regime in sorted(histories, key=lambda r: REGIMES.index(r) if r in REGIMES else len(REGIMES)):
-        for seed, history in sorted(histories[regime].items()):
+    for regime, histories in results.histories.items():
+        for seed, history in zip(results.seeds, histories, strict=True):
             seconds = history.time_to(target)
             lines.append(
                 f"| {regime} | {seed} | {len(history)} | {history.best_val_accuracy:.3f} | "
@@ -78,16 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = json.loads(settings_path.read_text())
-    target = args.target or settings.get("options", {}).get("target", TARGET_ACCURACY)
-    histories = load_histories(args.out)
-    options = settings.get("options", {})
+    results = read_results(args.out)
+    settings, options = results.settings, results.settings["options"]
+    target = args.target or options.get("target", TARGET_ACCURACY)
     print(
         f"# Time to {target:.0%} validation accuracy on {settings.get('device_name') or settings.get('device')}, "
         f"torch {settings.get('torch')}, {options.get('image_size')} px, batch {options.get('batch_size')}, "
         f"{settings.get('date')}; command: `{settings.get('command')}`\n"
     )
-    print("\n".join(table(histories, target)))
+    print("\n".join(table(results, target)))
     return 0
 
 

@@ -20,6 +20,7 @@ always hit the same side.
 
     python bench/trainer_vs_tutorial.py                 # 32 px, batch 64, 2 epochs, ~5 min on 2 idle cores
     python bench/trainer_vs_tutorial.py --data PATH     # the full-size Grocery Store photos instead
+    python bench/trainer_vs_tutorial.py --device cuda   # on a GPU: 96 px, the tutorial moving each batch there
 
 By default both read the embedded 96 px copy of the photos. With ``--data`` pointing at the
 full-size dataset (the ``dataset`` folder of the Grocery Store Dataset), the tutorial's
@@ -44,7 +45,7 @@ from torchvision import datasets, transforms
 from course_lib import REGIMES
 from course_lib.data import EMBEDDED_ROOT, MEAN, STD, ProductData, load_products
 from course_lib.regimes import prepare_model
-from course_lib.runtime import device_name, resolve_device, warm_up
+from course_lib.runtime import device_name, resolve_device, synchronize, warm_up
 from course_lib.train import TrainConfig, fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,9 +104,16 @@ def tutorial_model(regime: str, num_classes: int, weights: dict) -> tuple[nn.Mod
 
 
 def tutorial_epochs(
-    model: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader], epochs: int, lr: float
+    model: nn.Module,
+    parameters: list[nn.Parameter],
+    loaders: dict[str, DataLoader],
+    epochs: int,
+    lr: float,
+    device: torch.device,
 ) -> list[float]:
-    """The tutorial's ``train_model``: seconds of each epoch (train phase, then val phase)."""
+    """The tutorial's ``train_model``: seconds of each epoch (train phase, then val phase), each
+    batch moved to ``device`` as the tutorial does."""
+    model.to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.1)
@@ -116,6 +124,7 @@ def tutorial_epochs(
             model.train(phase == "train")
             running_loss, running_corrects = 0.0, 0
             for inputs, labels in loaders[phase]:
+                inputs, labels = inputs.to(device), labels.to(device)
                 optimizer.zero_grad()
                 with torch.set_grad_enabled(phase == "train"):
                     outputs = model(inputs)
@@ -128,6 +137,7 @@ def tutorial_epochs(
                 running_corrects += torch.sum(preds == labels.data)
             if phase == "train":
                 scheduler.step()
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -135,18 +145,21 @@ def tutorial_epochs(
 # --------------------------------------------------------------------------- the trainer
 
 
-def trainer_seconds(regime: str, data: ProductData, weights: dict, epochs: int, batch_size: int, lr: float) -> float:
+def trainer_seconds(
+    regime: str, data: ProductData, weights: dict, epochs: int, batch_size: int, lr: float, device: torch.device
+) -> float:
     """Wall-clock seconds of ``fit`` for ``epochs`` epochs (cached features included)."""
     model, groups = prepare_model(regime, data.num_classes, weights=None if regime == "fresh" else weights, lr=lr)
     start = time.perf_counter()
-    fit(model, groups, data, TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu"), progress=False)
+    fit(model, groups, data, TrainConfig(epochs=epochs, batch_size=batch_size, device=str(device)), progress=False)
     return time.perf_counter() - start
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
-    parser.add_argument("--image-size", type=int, default=32, help="pixels (default: the experiment's 32)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--image-size", type=int, help="pixels (default: 32 on the CPU, 96 on CUDA)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument(
@@ -163,7 +176,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    warm_up(torch.device("cpu"))
+    device = resolve_device(args.device)
+    args.image_size = args.image_size or (96 if device.type == "cuda" else 32)
+    warm_up(device)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     root = args.data or EMBEDDED_ROOT
@@ -173,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     weights, weights_note = starting_weights(args.seed)
 
     print(
-        f"# Trainer vs tutorial loop on {device_name(resolve_device('cpu'))}, torch {torch.__version__}: "
+        f"# Trainer vs tutorial loop on {device_name(device)}, torch {torch.__version__}: "
         f"{len(data.train)} train + {len(data.val)} val photos, {args.image_size} px, batch {args.batch_size}, "
         f"{args.epochs} epochs, tutorial DataLoader workers {args.workers}; photos from {root}; {weights_note}\n"
     )
@@ -188,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             per_epoch = {}
             for side in order:
                 if side == "trainer":
-                    seconds = trainer_seconds(regime, data, weights, args.epochs, args.batch_size, args.lr)
+                    seconds = trainer_seconds(regime, data, weights, args.epochs, args.batch_size, args.lr, device)
                     per_epoch[side] = seconds / args.epochs
                 else:
                     torch.manual_seed(args.seed)
                     model, parameters = tutorial_model(regime, data.num_classes, weights)
                     per_epoch[side] = (
-                        sum(tutorial_epochs(model, parameters, loaders, args.epochs, args.lr)) / args.epochs
+                        sum(tutorial_epochs(model, parameters, loaders, args.epochs, args.lr, device)) / args.epochs
                     )
             speedup = per_epoch["tutorial"] / per_epoch["trainer"]
             print(

@@ -1,4 +1,4 @@
-"""``python -m course_lib pretrain | experiment``: the project's two long-running commands.
+"""``python -m course_lib pretrain | experiment | probe``: the project's long-running commands.
 
 Each command is a module with a config dataclass (its options, declared once) and a
 ``run(config)``; the parser is made from the config. Errors a user can cause (a missing
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from course_lib import experiment, pretrain
+from course_lib import experiment, pretrain, probe
 from course_lib.errors import CourseError
 from course_lib.options import add_arguments, from_args
 
@@ -25,6 +25,11 @@ COMMANDS = {
         pretrain.PretrainConfig,
         pretrain.run,
         "train ResNet-18 on another dataset (CIFAR-10) to make the starting weights",
+    ),
+    "probe": (
+        probe.ProbeConfig,
+        probe.run,
+        "test a linear head on each stage's features of the starting weights: where to cut",
     ),
 }
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "ResNet18", "PlainNet18", "STAGES"]
+from course_lib.errors import CourseError
+
+__all__ = ["STAGES", "STAGE_NAMES", "BasicBlock", "PlainNet18", "ResNet18"]
 
 # (output channels, stride of the first block) for the four stages of ResNet-18.
 STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -70,6 +73,7 @@ class ResNet18(nn.Module):
 
     residual = True
     backbone_frozen = False
+    cut = "layer4"  # the stage whose pooled output feeds the head (see cut_after)
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()
@@ -117,8 +121,12 @@ class ResNet18(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The 512-d pooled features that the head classifies."""
-        return torch.flatten(self.avgpool(self.backbone(x)), 1)
+        """The pooled features that the head classifies: the output of the stages up to ``cut``
+        (layer4 unless :meth:`cut_after` moved it), averaged over the image (512 numbers after layer4)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for name in STAGE_NAMES[: STAGE_NAMES.index(self.cut) + 1]:
+            x = getattr(self, name)(x)
+        return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
@@ -145,6 +153,21 @@ class ResNet18(nn.Module):
                 if child is not self.fc:
                     child.eval()
         return self
+
+    def cut_after(self, stage: str) -> nn.Linear:
+        """Feed the head with the pooled output of ``stage`` (layer1 ... layer4) instead of layer4,
+        for a new head of as many inputs as that stage has channels; return it.
+
+        Features of an earlier stage are more generic and often transfer better to another task
+        (Yosinski et al. 2014). The later stages stay in the model, unused, so that the
+        state_dict keeps torchvision's names.
+        """
+        if stage not in STAGE_NAMES:
+            raise CourseError(f"Unknown stage {stage!r} to cut after; choose one of {', '.join(STAGE_NAMES)}.")
+        self.cut = stage
+        channels = STAGES[STAGE_NAMES.index(stage)][0]
+        self.fc = nn.Linear(channels, self.fc.out_features).to(device=self.fc.weight.device, dtype=self.fc.weight.dtype)
+        return self.fc
 
     def replace_head(self, num_classes: int) -> nn.Linear:
         """Put a new, freshly initialised head for ``num_classes`` classes; return it."""

@@ -43,15 +43,16 @@ log = logging.getLogger(__name__)
 
 
 def prepare_model(
-    regime: str, num_classes: int, weights: Weights = None, lr: float = 0.01
+    regime: str, num_classes: int, weights: Weights = None, lr: float = 0.01, cut: str = "layer4"
 ) -> tuple[ResNet18, list[dict]]:
     """Build a ResNet18 for ``num_classes`` classes, ready to train under ``regime``.
 
     ``weights`` (finetune and feature_extraction only) is None for the shipped
     checkpoint, ``"imagenet"``, a checkpoint path, a state_dict or a Checkpoint.
     A pretrained head of another size is dropped and a fresh head put in its place;
-    ``model.weights_note`` says what was loaded. Returns the model in train mode and
-    its parameter groups for ``torch.optim`` (see ``param_groups``).
+    ``model.weights_note`` says what was loaded. ``cut`` (feature_extraction only) is the
+    stage whose pooled output feeds the head (``ResNet18.cut_after``). Returns the model in
+    train mode and its parameter groups for ``torch.optim`` (see ``param_groups``).
     """
     if regime not in REGIMES:
         raise CourseError(f"Unknown regime {regime!r}; choose one of {', '.join(REGIMES)}.")
@@ -63,11 +64,17 @@ def prepare_model(
             "or choose finetune / feature_extraction to start from pretrained weights."
         )
 
+    if cut != "layer4" and regime != "feature_extraction":
+        raise CourseError(f"Only feature_extraction can cut the network after {cut}; {regime} trains all of it.")
+
     model = ResNet18(num_classes=num_classes)
     model.weights_note = "Random initialisation."
     if regime != "fresh":
         model.weights_note = load_into(model, weights)
     if regime == "feature_extraction":
+        if cut != "layer4":
+            model.cut_after(cut)
+            model.weights_note += f" The head reads the pooled output of {cut}."
         model.freeze_backbone()
     model.train()
     log.info("%s: %s", regime, model.weights_note)

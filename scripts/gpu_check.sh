@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The GPU path in one run (under 8 minutes on one H100): the tests marked `gpu`, the ResNet-18
-# throughput benchmark at 224 px (fp32, channels_last, bf16 autocast, torch.compile), CIFAR-10
-# pretraining on the GPU and the three-regime experiment at 96 px (the embedded copy's full size).
+# The GPU path in one run (about 13 minutes on one H100/H200 with every step): the tests marked
+# `gpu`, the ResNet-18 throughput benchmark at 224 px (fp32, channels_last, bf16 autocast,
+# torch.compile), CIFAR-10 pretraining with the default recipe (64 px, torch.compile), a linear
+# probe of each stage of the new weights, the three-regime experiment from those weights with the
+# CUDA defaults (96 px, three seeds), and the trainer against the tutorial loop at 96 px.
 #
 #   scripts/gpu_check.sh OUT_DIR CIFAR10_ZIP
 #
 # OUT_DIR receives environment.txt, one log per step, throughput.json, pretrain/, experiment/
 # and summary.md (each step: status, seconds, command). CIFAR10_ZIP is cifar10-jpg.zip (or its
 # extracted folder); copy it into the repository first on a machine without /work/shared.
-# Each step has its own time limit (LIMIT_* below) so that the whole run stays under 8 minutes;
-# a step that fails or runs out of time is recorded and the next step still runs.
+# Each step has its own time limit (LIMIT_* below); a step that fails or runs out of time is
+# recorded and the next step still runs. STEPS chooses the steps (default: all of them).
 #
-# Environment: PYTHON (default .venv/bin/python, else python3); PRETRAIN_ARGS and
-# EXPERIMENT_ARGS are appended to those commands (e.g. PRETRAIN_ARGS="--epochs 10").
+# Environment: PYTHON (default .venv/bin/python, else python3); STEPS (default "gpu-tests
+# throughput pretrain probe experiment trainer"); PRETRAIN_ARGS and EXPERIMENT_ARGS are appended
+# to those commands (e.g. PRETRAIN_ARGS="--epochs 10 --label-smoothing 0.1").
 #
 # Exit status:
 #   0  every step ran and passed
@@ -24,14 +27,17 @@ set -u -o pipefail
 EXIT_FAILED=1
 EXIT_USAGE=2
 EXIT_NO_CUDA=3
-# Seconds each step may take: tests, throughput, pretraining, experiment (7 min 45 s in all).
+# Seconds each step may take (13 min in all).
 LIMIT_TESTS=45
-LIMIT_THROUGHPUT=180
-LIMIT_PRETRAIN=150
-LIMIT_EXPERIMENT=90
+LIMIT_THROUGHPUT=120
+LIMIT_PRETRAIN=240
+LIMIT_PROBE=60
+LIMIT_EXPERIMENT=150
+LIMIT_TRAINER=120
+STEPS=${STEPS:-gpu-tests throughput pretrain probe experiment trainer}
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "$EXIT_USAGE"
 }
 
@@ -73,7 +79,7 @@ cuda=$?
 command -v nvidia-smi >/dev/null && nvidia-smi >>"$OUT/environment.txt" 2>&1
 
 if [ "$cuda" -ne 0 ]; then
-    message="no CUDA device: torch.cuda.is_available() is False (see $OUT/environment.txt). Skipped every GPU step (gpu tests, throughput at 224 px, CIFAR-10 pretraining, experiment at 96 px); run this script on a machine with an NVIDIA GPU."
+    message="no CUDA device: torch.cuda.is_available() is False (see $OUT/environment.txt). Skipped every GPU step (gpu tests, throughput at 224 px, CIFAR-10 pretraining, probes, experiment at 96 px, trainer vs tutorial); run this script on a machine with an NVIDIA GPU."
     echo "$message" | tee "$OUT/summary.md"
     exit "$EXIT_NO_CUDA"
 fi
@@ -87,6 +93,7 @@ failed=0
 step() {
     local name=$1 limit=$2 status start seconds
     shift 2
+    case " $STEPS " in *" $name "*) ;; *) echo "| $name | not chosen (STEPS) | | |" >>"$OUT/summary.md"; return ;; esac
     echo "== $name (limit ${limit}s): $*"
     start=$(date +%s)
     timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -107,10 +114,15 @@ step throughput "$LIMIT_THROUGHPUT" "$PYTHON" bench/resnet_throughput.py --devic
     --batch-size 256 --steps 10 --repeats 3 --warmup 3 --json "$OUT/throughput.json"
 # shellcheck disable=SC2086  # PRETRAIN_ARGS / EXPERIMENT_ARGS are word lists on purpose
 step pretrain "$LIMIT_PRETRAIN" "$PYTHON" -m course_lib pretrain --source cifar10 --data "$CIFAR" --device cuda \
-    --out "$OUT/pretrain/resnet18-cifar10.pt" --run-dir "$RUNS/pretrain" ${PRETRAIN_ARGS:-}
+    --compile --out "$OUT/pretrain/resnet18-cifar10.pt" --run-dir "$RUNS/pretrain" ${PRETRAIN_ARGS:-}
+# The new weights when pretraining made them, else the shipped ones.
+WEIGHTS=()
+[ -f "$OUT/pretrain/resnet18-cifar10.pt" ] && WEIGHTS=(--weights "$OUT/pretrain/resnet18-cifar10.pt")
+step probe "$LIMIT_PROBE" "$PYTHON" -m course_lib probe --device cuda --out "$OUT/probes" "${WEIGHTS[@]}"
 # shellcheck disable=SC2086
-step experiment "$LIMIT_EXPERIMENT" "$PYTHON" -m course_lib experiment --device cuda --image-size 96 \
-    --out "$OUT/experiment" --runs "$RUNS/experiment" ${EXPERIMENT_ARGS:-}
+step experiment "$LIMIT_EXPERIMENT" "$PYTHON" -m course_lib experiment --device cuda --seeds 0 1 2 \
+    --out "$OUT/experiment" --runs "$RUNS/experiment" "${WEIGHTS[@]}" ${EXPERIMENT_ARGS:-}
+step trainer "$LIMIT_TRAINER" "$PYTHON" bench/trainer_vs_tutorial.py --device cuda --epochs 3 --workers 8
 
 if grep -q "^|" "$OUT/throughput.log" 2>/dev/null; then
     printf '\n## ResNet-18 throughput\n\n' >>"$OUT/summary.md"

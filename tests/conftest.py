@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from course_lib.models import ResNet18
@@ -15,7 +16,32 @@ from course_lib.weights import save_checkpoint
 
 # Tests that need Debian packages (bubblewrap, chromium): they skip on a machine without them,
 # but CI installs them, so a skip there means the packages went missing and must fail the run.
-MUST_RUN_IN_CI = {"test_sandbox.py", "test_adversarial.py", "test_grade.py", "test_book.py", "test_slurm.py"}
+MUST_RUN_IN_CI = {
+    "test_sandbox.py",
+    "test_adversarial.py",
+    "test_grade.py",
+    "test_book.py",
+    "test_slurm.py",
+    "test_grading_cycle.py",
+    "test_spanish_assignments.py",
+}
+
+
+PHOTO_CLASSES = ("bags", "pens", "phones")
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 8 photos per class, root/<class>/*.jpg, each class its own colour."""
+    root = tmp_path_factory.mktemp("photos")
+    generator = torch.Generator().manual_seed(0)
+    for index, name in enumerate(PHOTO_CLASSES):
+        (root / name).mkdir()
+        for i in range(8):
+            pixels = torch.randint(0, 60, (40, 40, 3), generator=generator, dtype=torch.uint8)
+            pixels[..., index] += 180
+            Image.fromarray(pixels.numpy()).save(root / name / f"{name}{i}.jpg")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The assignment notebooks: their structure, their releases, their reference solutions
-(equal to the library's functions) and the checks' feedback on typical mistakes."""
+"""The assignment notebooks: their structure, their releases, their reference solutions (equal to
+the library's functions and to the course's versions that the checks run students' code with) and
+the timing cell. The checks' hints for typical mistakes are tested in test_checks.py."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from course_lib import PROJECT_ROOT, checks, conv, models, regimes
-from course_lib.checks import CheckFailed
 from course_lib.grading.assignment import graded_cells
 from course_lib.grading.releases import stale_releases
 
@@ -92,6 +91,10 @@ def test_convolution_solution_equals_library():
         torch.testing.assert_close(
             ns["im2col"](x, (3, 2), stride, padding), F.unfold(x, (3, 2), stride=stride, padding=padding)
         )
+        # the im2col that checks.check_conv2d_im2col runs the student's conv2d_im2col with
+        torch.testing.assert_close(
+            ns["im2col"](x, (3, 2), stride, padding), checks._course_im2col(x, (3, 2), stride, padding)
+        )
 
 
 def test_residual_block_solution_equals_library():
@@ -112,10 +115,44 @@ def test_resnet18_solution_equals_library():
     torch.testing.assert_close(mine.eval()(x), reference.eval()(x))
 
 
+def test_course_make_stage_equals_solution_and_library_stages():
+    """The make_stage that the checks build the student's ResNet18 with is the solution's, and the library's stages."""
+    ns = solution_namespace("03-resnet18", ("setup", "make_stage"))
+    library = models.ResNet18()
+    in_channels = 64
+    for index, (channels, stride) in enumerate(models.STAGES, start=1):
+        course, solution = (
+            checks._course_make_stage(in_channels, channels, stride),
+            ns["make_stage"](in_channels, channels, stride),
+        )
+        for stage in (solution, getattr(library, f"layer{index}")):
+            assert repr(stage) == repr(course)
+            assert {k: v.shape for k, v in stage.state_dict().items()} == {
+                k: v.shape for k, v in course.state_dict().items()
+            }
+        in_channels = channels
+
+
 def test_regimes_solution_equals_library():
     ns = solution_namespace("04-regimes", ("setup", "freeze_backbone", "param_groups", "prepare_model"))
     assert ns["BACKBONE_LR_FACTOR"] == regimes.BACKBONE_LR_FACTOR
+    checks.check_freeze_backbone(ns["freeze_backbone"], seed=0)
+    checks.check_param_groups(ns["param_groups"], seed=0)
     checks.check_prepare_model(ns["prepare_model"], seed=0)
+
+
+def test_course_freeze_backbone_equals_solution():
+    """check_prepare_model runs the student's prepare_model with ResNet18.freeze_backbone: the solution's twin."""
+    ns = solution_namespace("04-regimes", ("setup", "freeze_backbone"))
+    mine, course = models.ResNet18(num_classes=3), models.ResNet18(num_classes=3)
+    ns["freeze_backbone"](mine)
+    course.freeze_backbone()
+    for model in (mine, course):
+        model.train()
+    assert [(n, p.requires_grad) for n, p in mine.named_parameters()] == [
+        (n, p.requires_grad) for n, p in course.named_parameters()
+    ]
+    assert [(n, m.training) for n, m in mine.named_modules()] == [(n, m.training) for n, m in course.named_modules()]
 
 
 def test_experiment_time_to_target_equals_library():
@@ -123,114 +160,20 @@ def test_experiment_time_to_target_equals_library():
     checks.check_time_to_target(ns["time_to_target"], trials=50, seed=0)
 
 
-# ---------------------------------------------------------------- actionable feedback
-
-
-def failure(check, *args, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as error:
-        check(*args, **kwargs)
-    return str(error.value)
-
-
-def test_output_size_hints():
-    assert "check the padding" in failure(
-        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s - k) // stride + 1
+def test_timing_cell_says_what_it_measured(capsys):
+    """01's timing cell: a warm-up call, rounds in turn, medians, and a ratio inside the range it prints."""
+    ns = solution_namespace("01-convolution", ("setup", "conv_output_size", "conv2d_naive", "im2col", "conv2d_im2col"))
+    threads = torch.get_num_threads()
+    cell = next(
+        c for c in notebook(SOLUTIONS, "01-convolution")["cells"] if c["metadata"]["nbgrader"]["grade_id"] == "timing"
     )
-    assert "+ 1" in failure(
-        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) // stride
-    )
-    message = failure(
-        checks.check_conv_output_size, lambda s, k, stride=1, padding=0: (s + 2 * padding - k) / stride + 1
-    )
-    assert "expected an int" in message and "//" in message
-
-
-def test_conv2d_hints():
-    def no_padding(x, w, b=None, stride=1, padding=0):
-        return conv.conv2d_naive(x, w, b, stride=stride)
-
-    message = failure(checks.check_conv2d, no_padding, padding=1)
-    assert re.search(
-        r"output shape \(\d+, \d+, \d+, \d+\), expected \(\d+, \d+, \d+, \d+\): check the padding", message
-    )
-    flipped = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(x, w.flip(-1, -2), b, stride, padding)
-    assert "do not flip the kernel" in failure(checks.check_conv2d, flipped)
-    no_bias = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(x, w, None, stride, padding)
-    assert "add the bias" in failure(checks.check_conv2d, no_bias)
-    assert "called torch's conv2d" in failure(
-        checks.check_conv2d, lambda x, w, b=None, stride=1, padding=0: F.conv2d(x, w, b, stride=stride, padding=padding)
-    )
-    checks.check_conv2d(conv.conv2d_naive, stride=2, padding=1)
-    assert F.conv2d.__name__ == "conv2d"  # restored after the check
-
-
-def test_checks_do_not_trust_student_objects():
-    class AlwaysEqual(torch.Tensor):
-        def __eq__(self, other):
-            return True
-
-    def subclass(x, w, b=None, stride=1, padding=0):
-        return conv.conv2d_naive(x, w, b, stride, padding).as_subclass(AlwaysEqual)
-
-    assert "expected a torch.Tensor" in failure(checks.check_conv2d, subclass)
-    double = lambda x, w, b=None, stride=1, padding=0: conv.conv2d_naive(
-        x.double(), w.double(), None if b is None else b.double(), stride, padding
-    )
-    assert "dtype torch.float64" in failure(checks.check_conv2d, double)
-
-    class Number(int):
-        def __eq__(self, other):
-            return True
-
-    assert "expected an int" in failure(checks.check_conv_output_size, lambda *a, **k: Number(0))
-
-
-def test_block_and_network_hints():
-    class NoShortcut(models.BasicBlock):
-        def forward(self, x):
-            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
-
-    assert "add the shortcut" in failure(checks.check_basic_block, NoShortcut, seed=0)
-
-    class Renamed(nn.Module):
-        def __init__(self, in_channels, out_channels, stride=1):
-            super().__init__()
-            self.inner = models.BasicBlock(in_channels, out_channels, stride)
-
-        def forward(self, x):
-            return self.inner(x)
-
-    assert "parameter names differ" in failure(checks.check_basic_block, Renamed, seed=0)
-
-    class BiasedStem(models.ResNet18):
-        def __init__(self, num_classes=1000):
-            super().__init__(num_classes)
-            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=True)
-
-    assert "64 too many" in failure(checks.check_resnet18, BiasedStem, seed=0)
-
-
-def test_prepare_model_hints():
-    def requires_grad_only(regime, num_classes, weights=None, lr=0.01):
-        model, _ = regimes.prepare_model("finetune" if regime != "fresh" else "fresh", num_classes, weights, lr=lr)
-        if regime == "feature_extraction":
-            for name, parameter in model.named_parameters():
-                parameter.requires_grad_(name.startswith("fc."))
-        return model, regimes.param_groups(model, regime, lr)
-
-    message = failure(checks.check_prepare_model, requires_grad_only, regimes=("feature_extraction",), seed=0)
-    assert "BatchNorm running statistics" in message and "eval mode" in message
-
-    def uses_library_freeze(regime, num_classes, weights=None, lr=0.01):
-        model, _ = regimes.prepare_model("finetune", num_classes, weights, lr=lr)
-        model.freeze_backbone()
-        return model, regimes.param_groups(model, regime, lr)
-
-    assert "write it yourself" in failure(
-        checks.check_prepare_model, uses_library_freeze, regimes=("feature_extraction",), seed=0
-    )
-
-
-def test_time_to_target_hint():
-    last_epoch = lambda accuracy, seconds, target: seconds[-1] if max(accuracy) >= target else None
-    assert "first epoch" in failure(checks.check_time_to_target, last_epoch, seed=0)
+    text = source(cell)
+    assert "warm-up" in text and text.index("matrix_product()  # warm-up") < text.index("rounds = ")
+    exec(compile(text, "01-convolution:timing", "exec"), ns)
+    out = capsys.readouterr().out
+    assert torch.get_num_threads() == threads
+    assert "x of shape (2, 8, 16, 16), weight (16, 8, 3, 3), padding 1, one thread, 7 rounds" in out
+    assert out.count("median") == 3
+    ratio, low, high = map(float, re.search(r"took ([\d.]+) times as long .*from ([\d.]+) to ([\d.]+)", out).groups())
+    assert low <= ratio <= high
+    assert ratio == pytest.approx(sorted(a / b for a, b in ns["rounds"])[3], abs=0.05)

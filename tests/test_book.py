@@ -1,7 +1,9 @@
-"""The course website in a real browser: every page of the book loads, shows its images and
-math, logs no console errors, links only to pages and anchors that exist, loads nothing
-from outside the machine, and its Colab and Binder buttons open a notebook that exists in
-the repository. A screenshot of each page goes to _build/screenshots/.
+"""The course website in a real browser: every page of both editions of the book (English
+under en/, Spanish under es/) loads, shows its images and math, logs no console errors, links
+only to pages and anchors that exist, loads nothing from outside the machine, its Colab and
+Binder buttons open a notebook that exists in the repository, and its language switch leads to
+the same page in the other edition. A screenshot of each page goes to
+_build/screenshots/<edition>/.
 
 The notebooks behind the launch buttons (``book/**/*.ipynb``, written by
 ``scripts/book_notebooks.py``) are checked without building the site: one per page with
@@ -9,6 +11,8 @@ code, each exactly what the script makes of the current page.
 
 The book is built with the same command as ``make book`` when ``_build/html`` is missing or
 older than its sources (jupyter-cache re-executes only the chapters that changed).
+``test_spanish_edition_is_complete`` fails, page by page, while any of the book is left to
+translate (``scripts/translations.py check``).
 Needs Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``).
 """
 
@@ -30,9 +34,13 @@ import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urldefrag, urljoin, urlparse
 
 import pytest
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -41,7 +49,11 @@ BUILT = ROOT / "_build" / "book-built.stamp"  # written after a `make book` that
 BUILD_COMMAND = ["make", "book"]
 BOOK_SOURCES = [
     "_config.yml",
+    "_config.es.yml",
     "_toc.yml",
+    "locales",
+    "scripts/build_book.py",
+    "scripts/translations.py",
     "book",
     "course_lib",
     "results",
@@ -64,15 +76,18 @@ CHROME_FLAGS = [
 ]
 
 
-def book_notebooks_script():
-    """scripts/book_notebooks.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "scripts" / "book_notebooks.py")
+def script(name: str) -> types.ModuleType:
+    """scripts/<name>.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-NOTEBOOKS = book_notebooks_script()
+NOTEBOOKS = script("book_notebooks")
+TRANSLATIONS = script("translations")
+EDITIONS = script("build_book").EDITIONS  # ("en", "es"): English first, the language of the sources
 PAGES = NOTEBOOKS.toc_pages(ROOT)
 CONFIG = NOTEBOOKS.load_config(ROOT)
 REPOSITORY = CONFIG["repository"]["url"]
@@ -266,25 +281,39 @@ def wait_for_math(driver) -> None:
     )
 
 
-def screenshot(driver, page: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(driver: WebDriver, edition: str, page: str) -> Path:
+    (SCREENSHOTS / edition).mkdir(parents=True, exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, max(800, min(int(height), 12000)))
-    path = SCREENSHOTS / (page.replace("/", "__") + ".png")
+    path = SCREENSHOTS / edition / (page.replace("/", "__") + ".png")
     driver.save_screenshot(str(path))
     driver.set_window_size(1280, 1000)
     return path
 
 
+def edition_url(server: str, edition: str, page: str) -> str:
+    return urljoin(server, f"{edition}/{page}.html")
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_page_in_browser(page, server, browser):
-    url = urljoin(server, page + ".html")
-    assert fetch(url)[0] == 200, f"{page}.html was not built"
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_page_in_browser(edition: str, page: str, server: str, browser: WebDriver) -> None:
+    url = edition_url(server, edition, page)
+    assert fetch(url)[0] == 200, f"{edition}/{page}.html was not built"
     browser.get_log("browser")  # drop messages from earlier pages
     browser.get(url)
     wait_for_math(browser)
     title = browser.title
-    assert title and "404" not in title, f"{page}: no page title ({title!r})"
+    assert title and "404" not in title, f"{edition}/{page}: no page title ({title!r})"
+    assert browser.execute_script("return document.documentElement.lang") == edition
+
+    switches = browser.execute_script(
+        "return [...document.querySelectorAll('a.edition-switch')].map(a => [a.hreflang, a.href])"
+    )
+    others = [other for other in EDITIONS if other != edition]
+    assert switches == [[other, edition_url(server, other, page)] for other in others], (
+        f"{edition}/{page}: the language switch should lead to the same page in {others}: {switches}"
+    )
 
     unrendered = browser.execute_script(
         "return [...document.querySelectorAll('article pre')].filter(p => p.textContent.startsWith('<Figure "
@@ -332,14 +361,81 @@ def test_page_in_browser(page, server, browser):
             assert (repository, branch) == (REPOSITORY, BRANCH), f"{page}: {service} opens {repository} at {branch}"
             assert path == f"{page}.ipynb" and (ROOT / path).is_file(), f"{page}: {service} opens {path}"
 
-    assert screenshot(browser, page).stat().st_size > 0
+    assert screenshot(browser, edition, page).stat().st_size > 0
 
 
-def test_math_is_rendered_somewhere(server, browser):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_math_is_rendered_somewhere(edition: str, server: str, browser: WebDriver) -> None:
     """The per-page math check is not vacuous: the convolution chapter has formulas and MathJax renders them."""
-    browser.get(urljoin(server, "book/02_convolution.html"))
+    browser.get(edition_url(server, edition, "book/02_convolution"))
     wait_for_math(browser)
     rendered = browser.execute_script("return document.querySelectorAll('article mjx-container').length")
     assert rendered >= 5
-    source = re.findall(r"mathjax/tex-chtml\.js", (HTML / "book" / "02_convolution.html").read_text())
+    source = re.findall(r"mathjax/tex-chtml\.js", (HTML / edition / "book" / "02_convolution.html").read_text())
     assert source, "MathJax is not served from the site's own _static folder"
+
+
+def article_text(browser: WebDriver) -> str:
+    return browser.execute_script("return document.querySelector('article').innerText")
+
+
+@pytest.mark.parametrize("page", ["book/01_problem", "book/appendix/glossary"])
+def test_language_switch_leads_to_the_same_page(page: str, server: str, browser: WebDriver) -> None:
+    """Clicking the switch on a page of one edition opens that page in the other, and back."""
+    browser.get(edition_url(server, "en", page))
+    english = article_text(browser)
+    browser.find_element("css selector", "a.edition-switch").click()
+    assert browser.current_url == edition_url(server, "es", page)
+    assert browser.execute_script("return document.documentElement.lang") == "es"
+    spanish = article_text(browser)
+    assert spanish != english
+    browser.find_element("css selector", "a.edition-switch").click()
+    assert browser.current_url == edition_url(server, "en", page) and article_text(browser) == english
+
+
+def test_translated_pages_read_in_spanish(server: str, browser: WebDriver) -> None:
+    """The model chapter and the glossary are translated: headings, prose, captions and glued numbers."""
+    browser.get(edition_url(server, "es", "book/01_problem"))
+    text = article_text(browser)
+    for spanish in ["El problema: productos a partir de fotos", "Balance de clases", "Tenemos ", "Figura 1.1"]:
+        assert spanish in text, f"{spanish!r} is not on the Spanish page"
+    assert "Our data" not in text and "Class balance" not in text
+    glued = browser.execute_script("return [...document.querySelectorAll('article .pasted-text')].length")
+    assert glued >= 8, "the values glued into the translated paragraphs are missing"
+    browser.get(edition_url(server, "es", "book/appendix/glossary"))
+    text = article_text(browser)
+    assert "Glosario" in text and "Skip connection" in text and "conexión residual" in text
+
+
+def test_figures_are_drawn_in_each_language(server: str, browser: WebDriver) -> None:
+    """Chapter 1 draws its figures once per language: each edition shows its own images, the
+    Spanish ones with Spanish labels (the plots' words come from course_lib.i18n)."""
+    images = {}
+    for edition in EDITIONS:
+        browser.get(edition_url(server, edition, "book/01_problem"))
+        images[edition] = browser.execute_script(
+            "return [...document.querySelectorAll('article figure img')].map(i => i.src.split('/').pop())"
+        )
+    assert len(images["en"]) == len(images["es"]) == 2
+    assert not set(images["en"]) & set(images["es"]), "the Spanish edition shows the English figures"
+
+
+def test_site_root_sends_readers_to_their_edition(server: str, browser: WebDriver) -> None:
+    """The site's root page opens the edition of the browser's first language, English otherwise."""
+    browser.get(server)
+    assert browser.current_url == edition_url(server, "en", "book/index")
+    agent = browser.execute_script("return navigator.userAgent")
+    browser.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "es-AR,es"})
+    try:
+        browser.get(server)
+        assert browser.current_url == edition_url(server, "es", "book/index")
+    finally:
+        browser.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US,en"})
+
+
+def test_spanish_edition_is_complete(site: Path) -> None:
+    """Fails while any page is left to translate: messages untranslated or fuzzy (their English
+    changed), catalogs out of date, translations that break markup, figures or tables shown in
+    English only. The report names each page, its catalog and the messages (scripts/translations.py)."""
+    problems = TRANSLATIONS.check()
+    assert not problems, "The Spanish edition is incomplete:\n" + "\n".join(problems)

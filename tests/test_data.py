@@ -21,6 +21,7 @@ from course_lib.data import (
     grocery_splits,
     load_products,
     normalize,
+    random_crop_flip,
     random_resized_crop,
     read_manifest,
     verify_manifest,
@@ -393,7 +394,7 @@ def test_batches_are_reproducible_with_a_seeded_generator():
 
     def epoch(seed):
         g = torch.Generator().manual_seed(seed)
-        return list(batches(split, 4, shuffle=True, augment=True, generator=g))
+        return list(batches(split, 4, shuffle=True, augment="resized_crop", generator=g))
 
     first, second, other = epoch(7), epoch(7), epoch(8)
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
@@ -404,11 +405,11 @@ def test_batches_are_reproducible_with_a_seeded_generator():
 def test_augmented_batches_keep_shape_and_range():
     split = toy_split(n=32, size=24)
     g = torch.Generator().manual_seed(0)
-    for images, _ in batches(split, 16, shuffle=True, augment=True, generator=g):
+    for images, _ in batches(split, 16, shuffle=True, augment="resized_crop", generator=g):
         assert images.shape == (16, 3, 24, 24) and images.dtype == torch.float32
         pixels = images * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
         assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
-    small = next(batches(split, 16, augment=True, generator=g, size=16))[0]
+    small = next(batches(split, 16, augment="resized_crop", generator=g, size=16))[0]
     assert small.shape == (16, 3, 16, 16)
 
 
@@ -428,3 +429,44 @@ def test_split_and_data_move_between_devices(embedded):
     moved = embedded.to("cpu")
     assert moved.train.images.device.type == "cpu" and len(moved.train) == len(embedded.train)
     assert toy_split().to("cpu").labels.device.type == "cpu"
+
+
+def test_random_crop_flip_is_a_shifted_window_of_the_mirrored_image():
+    images = toy_split(n=24, size=16).images.float() / 255
+    out = random_crop_flip(images, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    pad = 2  # an eighth of 16 px
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="reflect")
+    windows = [(top, left) for top in range(2 * pad + 1) for left in range(2 * pad + 1)]
+    found = []  # (window, flipped) of each output
+    for image, result in zip(padded, out, strict=True):
+        matches = [
+            ((top, left), flip)
+            for top, left in windows
+            for flip in (False, True)
+            if torch.equal(
+                result,
+                image[:, top : top + 16, left : left + 16].flip(-1)
+                if flip
+                else image[:, top : top + 16, left : left + 16],
+            )
+        ]
+        assert matches, "an output that is no window of the padded image"
+        found.append(matches[0])
+    flipped = sum(flip for _, flip in found)
+    shifted = sum(window != (pad, pad) for window, _ in found)
+    assert 4 < flipped < 20  # about half
+    assert shifted > 12  # most windows move
+
+
+def test_crop_flip_batches_repeat_with_the_seed_and_can_resize():
+    split = toy_split(n=10, size=16)
+
+    def first_batch(seed: int, size: int | None = None) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return next(batches(split, 10, shuffle=True, augment="crop_flip", generator=generator, size=size))[0]
+
+    assert torch.equal(first_batch(3), first_batch(3)) and not torch.equal(first_batch(3), first_batch(4))
+    assert first_batch(3, size=32).shape == (10, 3, 32, 32)
+    with pytest.raises(CourseError, match="Unknown augmentation 'zoom'"):
+        next(batches(split, 4, augment="zoom"))

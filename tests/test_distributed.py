@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 
 from course_lib.distributed import AllReduceBatchNorm2d, Context, convert_batchnorm, current, setup
 from course_lib.models import ResNet18
+from course_lib.weights import load_checkpoint
 
 TOLERANCE = dict(atol=1e-4, rtol=1e-4)
 
@@ -166,3 +168,37 @@ def test_convert_batchnorm_keeps_parameters_and_outputs():
     y = torch.randn(6, 8, 5, 5)
     assert torch.allclose(bn(y), reference(y))
     assert torch.allclose(bn.running_var, reference.running_var)
+
+
+@pytest.mark.slow
+def test_pretraining_on_two_gloo_processes_writes_once_and_trains_like_one(tmp_path):
+    """torchrun runs pretrain in every process: each trains its share, the first alone writes.
+
+    Without augmentation: augmented noise photos make near-ties in max pooling and ReLU whose
+    winner float rounding decides, so one and two processes then part by more than rounding."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_pretrain import BATCH, make_cifar_zip
+
+    data = make_cifar_zip(tmp_path / "cifar.zip")
+    outputs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}" / "w.pt"
+        launcher = (
+            [sys.executable]
+            if processes == 1
+            else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        )
+        options = f"--epochs 2 --image-size 32 --batch-size {BATCH} --lr 0.01 --augmentation none --device cpu".split()
+        command = [*launcher, "-m", "course_lib", "pretrain", "--data", str(data), *options, "--out", str(out)]
+        command += ["--run-dir", str(out.parent / "run")]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+            env.pop(name, None)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        log = out.with_name("w.log").read_text()
+        assert log.count("# started") == 1 and log.count("test accuracy") == 1  # one writer
+        assert len(out.with_name("w-history.csv").read_text().splitlines()) == 1 + 2
+        outputs[processes] = load_checkpoint(out).state_dict
+    for name, value in outputs[1].items():
+        assert torch.allclose(value.float(), outputs[2][name].float(), atol=2e-3, rtol=2e-3), name

@@ -6,30 +6,15 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
+from conftest import PHOTO_CLASSES as CLASSES
 
 from course_lib import PROJECT_ROOT, REGIMES
 from course_lib.__main__ import main
 from course_lib.data import spread_indices
+from course_lib.experiment import ExperimentConfig
 from course_lib.history import EpochRecord, History
 from course_lib.plots import plot_time_to_target
 from course_lib.train import CHECKPOINT_NAME
-
-CLASSES = ("bags", "pens", "phones")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """A folder of 8 photos per class, root/<class>/*.jpg, each class its own colour."""
-    root = tmp_path_factory.mktemp("photos")
-    generator = torch.Generator().manual_seed(0)
-    for index, name in enumerate(CLASSES):
-        (root / name).mkdir()
-        for i in range(8):
-            pixels = torch.randint(0, 60, (40, 40, 3), generator=generator, dtype=torch.uint8)
-            pixels[..., index] += 180
-            Image.fromarray(pixels.numpy()).save(root / name / f"{name}{i}.jpg")
-    return root
 
 
 def experiment(photos, pretrained_checkpoint, out, *extra):
@@ -187,3 +172,37 @@ def test_spread_indices_cover_every_class():
     picks = spread_indices(labels, 6)
     assert len(picks) == 6 and len(set(picks)) == 6
     assert sorted(labels[picks].tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_defaults_suit_the_device():
+    cpu = ExperimentConfig().for_device(torch.device("cpu"))
+    assert cpu.image_size == 64 and cpu.epochs == {"fresh": 8, "finetune": 8, "feature_extraction": 10}
+    cuda = ExperimentConfig().for_device(torch.device("cuda"))
+    assert cuda.image_size == 96 and cuda.epochs == {"fresh": 30, "finetune": 30, "feature_extraction": 10}
+    mine = ExperimentConfig(image_size=48, epochs={"fresh": 2}).for_device(torch.device("cuda"))
+    assert mine.image_size == 48 and mine.epochs == {"fresh": 2, "finetune": 30, "feature_extraction": 10}
+
+
+def test_help_says_what_each_device_gets(capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "64 on a CPU, 96 on CUDA" in text
+    assert (
+        "on a CPU fresh=8,finetune=8,feature_extraction=10; on CUDA fresh=30,finetune=30,feature_extraction=10" in text
+    )
+
+
+def test_feature_extraction_can_read_an_earlier_stage(photos, pretrained_checkpoint, tmp_path):
+    out = tmp_path / "results"
+    assert (
+        experiment(
+            photos, pretrained_checkpoint, out, "--regimes", "feature_extraction", "--cut", "layer2", "--epochs", "2"
+        )
+        == 0
+    )
+    summary = (out / "summary.md").read_text()
+    assert "| feature_extraction | 387 | 2 |" in summary  # 128 features x 3 classes + 3
+    assert "The head reads the pooled output of layer2." in summary
+    assert "L-BFGS" in summary
+    assert json.loads((out / "settings.json").read_text())["options"]["cut"] == "layer2"

@@ -109,18 +109,24 @@ def test_ours_matches_torchvision_on_cuda(autocast):
     assert torch.allclose(grad_a, grad_b, **tolerance)
 
 
+def synthetic_photos() -> ProductData:
+    """64 training and 16 validation and test photos of 64 px, random noise in three classes."""
+
+    def split(n: int, seed: int) -> Split:
+        g = torch.Generator().manual_seed(seed)
+        images = torch.randint(0, 256, (n, 3, 64, 64), generator=g, dtype=torch.uint8)
+        return Split(images, torch.arange(n) % 3, [f"{i}.jpg" for i in range(n)])
+
+    return ProductData(split(64, 1), split(16, 2), split(16, 3), ["a", "b", "c"], "super", 64, "synthetic")
+
+
 @pytest.mark.gpu
 @needs_cuda
 def test_fit_trains_on_cuda():
     from course_lib.regimes import prepare_model
     from course_lib.train import TrainConfig, fit
 
-    def split(n, seed):
-        g = torch.Generator().manual_seed(seed)
-        images = torch.randint(0, 256, (n, 3, 64, 64), generator=g, dtype=torch.uint8)
-        return Split(images, torch.arange(n) % 3, [f"{i}.jpg" for i in range(n)])
-
-    data = ProductData(split(64, 1), split(16, 2), split(16, 3), ["a", "b", "c"], "super", 64, "synthetic")
+    data = synthetic_photos()
     model, groups = prepare_model("fresh", 3)
     start = model.fc.weight.detach().clone()
     history = fit(model, groups, data, TrainConfig(epochs=2, batch_size=16, device="cuda"), progress=False)
@@ -129,6 +135,24 @@ def test_fit_trains_on_cuda():
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not torch.allclose(model.fc.weight.detach().cpu(), start)
     assert history.peak_memory_bytes > 0
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_compiled_training_matches_eager_training_on_cuda():
+    """torch.compile (the pretraining recipe on a GPU) changes how fast, not what is learnt."""
+    from course_lib.regimes import prepare_model
+    from course_lib.runtime import seed_everything
+    from course_lib.train import TrainConfig, fit
+
+    data = synthetic_photos()
+    losses = {}
+    for compiled in (False, True):
+        seed_everything(0)
+        model, groups = prepare_model("fresh", 3)
+        config = TrainConfig(epochs=2, batch_size=16, device="cuda", precision="fp32", compile=compiled)
+        losses[compiled] = fit(model, groups, data, config, progress=False).column("train_loss")
+    assert losses[True] == pytest.approx(losses[False], rel=1e-2)
 
 
 @pytest.mark.gpu

@@ -240,10 +240,11 @@ def test_mixed_batch_grades_csv(graded):
         "blank": ("0", "false", "graded"),
         "broken": ("0", "false", "not graded"),
         "duplicated-test": (f"{full:g}", "true", "graded"),
-        "edited-test": (f"{full - 4:g}", "true", "graded"),
+        "edited-test": (f"{full - 2:g}", "true", "graded"),
         "good": (f"{full:g}", "true", "graded"),
-        "im2col-order": (f"{full - 4:g}", "true", "graded"),
+        "im2col-order": (f"{full - 2:g}", "true", "graded"),
         "no-padding": (f"{full - 2:g}", "true", "graded"),
+        "off-by-one-size": (f"{full - 2:g}", "true", "graded"),
         "renamed": ("0", "false", "not graded"),
         "warns": (f"{full:g}", "true", "graded"),
     }

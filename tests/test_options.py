@@ -111,7 +111,16 @@ def test_help_shows_each_default_once():
             limit=20,
             target=0.8,
         ),
-        PretrainConfig(data="cifar.zip", epochs=3, image_size=64, lr=0.2, augment=False, threads=2),
+        PretrainConfig(
+            data="cifar.zip",
+            epochs=3,
+            image_size=64,
+            lr=0.2,
+            augmentation="none",
+            label_smoothing=0.2,
+            compile=True,
+            threads=2,
+        ),
     ],
 )
 def test_commands_round_trip_through_their_command_line(config):

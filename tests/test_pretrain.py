@@ -41,7 +41,7 @@ def make_cifar_zip(path, size=32, prefix=""):
 
 def train(data, **options):
     """``pretrain`` on the CPU without progress bars."""
-    return pretrain(PretrainConfig(data=str(data), **{"device": "cpu", **options}), progress=False)
+    return pretrain(PretrainConfig(data=str(data), **{"device": "cpu", "image_size": 32, **options}), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,10 @@ def test_checkpoint_metadata(trained):
     assert 0.0 <= checkpoint.meta["test_accuracy"] <= 1.0
     assert checkpoint.meta["seconds"] > 0
     assert checkpoint.meta["hardware"]["torch"] == torch.__version__
-    assert checkpoint.meta["hardware"]["device"] == "cpu"
+    assert checkpoint.meta["hardware"]["device"] == "cpu" and "threads" in checkpoint.meta["hardware"]["name"]
+    # The recipe that made it: the default augmentation, and every option of the command.
+    assert checkpoint.meta["augmentation"] == "crop_flip" and "padded by an eighth" in checkpoint.meta["recipe"]
+    assert checkpoint.meta["config"]["epochs"] == EPOCHS and checkpoint.meta["config"]["label_smoothing"] == 0.0
     assert "pretrain" in checkpoint.meta["command"]
     assert checkpoint.meta["date"] == meta["date"]
 
@@ -223,3 +226,10 @@ def test_init_with_other_classes_is_a_course_error(trained, tmp_path):
             target.writestr(name.replace("/ship/", "/truck/"), source.read(name))
     with pytest.raises(CourseError, match="other classes"):
         train(other, init=str(out), epochs=1, out=str(tmp_path / "w.pt"), run_dir=str(tmp_path / "run"))
+
+
+def test_the_recipe_reaches_fit():
+    config = PretrainConfig(data="cifar.zip", label_smoothing=0.2, augmentation="resized_crop", compile=True)
+    training = config.training()
+    assert (training.label_smoothing, training.augment, training.compile) == (0.2, "resized_crop", True)
+    assert (training.epochs, training.batch_size) == (config.epochs, config.batch_size)

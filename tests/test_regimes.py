@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from course_lib import REGIMES, CourseError, regimes, weights
-from course_lib.models import ResNet18
+from course_lib.models import STAGE_NAMES, STAGES, ResNet18
 
 NUM_CLASSES = 3
 
@@ -27,8 +27,9 @@ def snapshot(model):
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
-def test_feature_extraction_keeps_every_backbone_tensor_bit_identical(pretrained_checkpoint):
-    model, groups = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint)
+@pytest.mark.parametrize("cut", STAGE_NAMES)
+def test_feature_extraction_keeps_every_backbone_tensor_bit_identical(pretrained_checkpoint, cut):
+    model, groups = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint, cut=cut)
     before = snapshot(model)
     train_steps(model, groups)
     after = model.state_dict()
@@ -125,3 +126,26 @@ def test_requires_grad_alone_would_let_batchnorm_statistics_drift():
     with torch.no_grad():
         model(torch.randn(2, 3, 32, 32) + 3.0)
     assert torch.equal(model.bn1.running_mean, running_mean)
+
+
+@pytest.mark.parametrize("cut", STAGE_NAMES)
+def test_cut_feeds_the_head_with_that_stage(pretrained_checkpoint, cut):
+    model, groups = regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint, cut=cut)
+    channels = STAGES[STAGE_NAMES.index(cut)][0]
+    x = torch.randn(2, 3, 64, 64)
+    model.eval()
+    features = model.features(x)
+    assert features.shape == (2, channels) and model.fc.in_features == channels
+    stem = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+    stages = [getattr(model, name) for name in STAGE_NAMES[: STAGE_NAMES.index(cut) + 1]]
+    expected = torch.flatten(torch.nn.Sequential(stem, *stages, model.avgpool)(x), 1)
+    torch.testing.assert_close(features, expected)
+    assert regimes.count_trainable(model) == channels * NUM_CLASSES + NUM_CLASSES
+    assert set(model.state_dict()) == set(ResNet18(num_classes=NUM_CLASSES).state_dict())  # torchvision's names
+
+
+def test_only_feature_extraction_cuts(pretrained_checkpoint):
+    with pytest.raises(CourseError, match="Only feature_extraction can cut"):
+        regimes.prepare_model("finetune", NUM_CLASSES, weights=pretrained_checkpoint, cut="layer2")
+    with pytest.raises(CourseError, match="Unknown stage"):
+        regimes.prepare_model("feature_extraction", NUM_CLASSES, weights=pretrained_checkpoint, cut="layer5")

@@ -9,6 +9,7 @@ from pathlib import Path
 from course_lib import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "system_packages.sh"
+PACKAGES = "bubblewrap chromium chromium-driver slurm-wlm munge"  # all of them, on a machine without any
 
 
 def fake_bin(folder: Path, uid: int, commands: dict[str, str]) -> Path:
@@ -25,15 +26,20 @@ def fake_bin(folder: Path, uid: int, commands: dict[str, str]) -> Path:
 
 
 def run(path: Path) -> subprocess.CompletedProcess:
+    # SBIN_DIRS empty: the daemons are looked for on the stand-ins' PATH only, not in this machine's sbin.
     return subprocess.run(
-        ["/bin/bash", str(SCRIPT)], env={"PATH": str(path)}, capture_output=True, text=True, timeout=60
+        ["/bin/bash", str(SCRIPT)],
+        env={"PATH": str(path), "SBIN_DIRS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_without_rights_one_message_names_the_command(tmp_path):
     result = run(fake_bin(tmp_path / "bin", 1000, {"apt-get": "exit 0"}))
     assert result.returncode == 1
-    assert "sudo apt-get update && sudo apt-get install -y bubblewrap chromium chromium-driver" in result.stderr
+    assert f"sudo apt-get update && sudo apt-get install -y {PACKAGES}" in result.stderr
     assert "apt-get" not in (tmp_path / "bin" / "calls.log").read_text()  # nothing was installed
 
 
@@ -42,7 +48,7 @@ def test_as_root_the_missing_packages_are_installed(tmp_path):
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "bin" / "calls.log").read_text().splitlines()
     assert "apt-get update -qq" in calls
-    assert "apt-get install -y -qq bubblewrap chromium chromium-driver" in calls
+    assert f"apt-get install -y -qq {PACKAGES}" in calls
 
 
 def test_with_passwordless_sudo_it_installs_through_sudo(tmp_path):
@@ -50,12 +56,20 @@ def test_with_passwordless_sudo_it_installs_through_sudo(tmp_path):
     result = run(folder)
     assert result.returncode == 0, result.stderr
     calls = (folder / "calls.log").read_text().splitlines()
-    assert (
-        "sudo -n apt-get update -qq" in calls and "apt-get install -y -qq bubblewrap chromium chromium-driver" in calls
-    )
+    assert "sudo -n apt-get update -qq" in calls and f"apt-get install -y -qq {PACKAGES}" in calls
 
 
 def test_nothing_to_do_when_everything_is_there(tmp_path):
-    folder = fake_bin(tmp_path / "bin", 1000, {"bwrap": "", "chromium": "", "chromedriver": ""})
+    installed = ("bwrap", "chromium", "chromedriver", "slurmctld", "slurmd", "sbatch", "munged", "mungekey")
+    folder = fake_bin(tmp_path / "bin", 1000, {command: "" for command in installed})
     result = run(folder)
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_only_the_missing_packages_are_named(tmp_path):
+    """Slurm's daemons without munge: only munge is installed (and slurm-wlm is not asked for again)."""
+    present = {"bwrap": "", "chromium": "", "chromedriver": "", "slurmctld": "", "slurmd": "", "sbatch": ""}
+    folder = fake_bin(tmp_path / "bin", 0, {"apt-get": "exit 0", **present})
+    result = run(folder)
+    assert result.returncode == 0, result.stderr
+    assert "apt-get install -y -qq munge" in (folder / "calls.log").read_text().splitlines()

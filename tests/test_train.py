@@ -5,14 +5,16 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_lib import CourseError
 from course_lib.data import ProductData, Split
 from course_lib.evaluation import confusion_matrix, evaluate, predict
+from course_lib.head import WEIGHT_DECAYS
 from course_lib.history import EpochRecord, History
 from course_lib.regimes import count_trainable, prepare_model
 from course_lib.runtime import seed_everything
-from course_lib.train import TrainConfig, fit
+from course_lib.train import TrainConfig, choose_path, fit
 
 SIZE = 32
 
@@ -120,8 +122,10 @@ def test_cached_features_match_plain_path(pretrained_checkpoint):
 
     Tolerance: 1e-5 on losses and weights (the backbone runs in batches of 256 on one
     path and of 8 on the other, which changes the order of some float sums)."""
-    cached_model, cached = run("feature_extraction", pretrained_checkpoint, epochs=3, augment=False, feature_cache=True)
-    plain_model, plain = run("feature_extraction", pretrained_checkpoint, epochs=3, augment=False, feature_cache=False)
+    cached_model, cached = run(
+        "feature_extraction", pretrained_checkpoint, epochs=3, augment="none", feature_cache=True, head="sgd"
+    )
+    plain_model, plain = run("feature_extraction", pretrained_checkpoint, epochs=3, augment="none", feature_cache=False)
     assert cached.cached_features and not plain.cached_features
     for a, b in zip(cached.records, plain.records, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5)
@@ -185,3 +189,39 @@ def test_confusion_matrix_rows_are_true_classes():
     labels = torch.tensor([0, 0, 1, 2, 2, 2])
     predicted = torch.tensor([0, 1, 1, 2, 0, 2])
     assert confusion_matrix(labels, predicted, 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_label_smoothing_is_the_criterion_of_every_step(pretrained_checkpoint):
+    model, groups = prepare_model("finetune", 3, weights=pretrained_checkpoint)
+    config = TrainConfig(epochs=1, label_smoothing=0.1, device="cpu")
+    path = choose_path(model, groups, tiny_data(), config, torch.device("cpu"))
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    assert torch.equal(path.step.criterion(logits, labels), F.cross_entropy(logits, labels, label_smoothing=0.1))
+    _, smoothed = run("finetune", pretrained_checkpoint, epochs=1, label_smoothing=0.1)
+    _, plain = run("finetune", pretrained_checkpoint, epochs=1)
+    assert smoothed.settings["label_smoothing"] == 0.1
+    assert smoothed.records[0].train_loss != plain.records[0].train_loss  # the run used the smoothed criterion
+
+
+def test_convex_head_is_the_same_for_every_seed_and_records_its_weight_decay(pretrained_checkpoint):
+    first_model, first = run("feature_extraction", pretrained_checkpoint, seed=0, epochs=3)
+    other_model, other = run("feature_extraction", pretrained_checkpoint, seed=5, init_seed=9, epochs=3)
+    assert "L-BFGS" in first.settings["optimizer"]
+    assert first.settings["head_weight_decay"] in WEIGHT_DECAYS
+    assert first.without_timings() == other.without_timings()
+    torch.testing.assert_close(first_model.fc.weight, other_model.fc.weight)
+    assert first.setup_seconds > 0  # features and the weight decay search are counted in the training time
+
+
+@pytest.mark.parametrize("cut", ["layer2", "layer3"])
+def test_cached_features_match_plain_path_for_every_cut(pretrained_checkpoint, cut):
+    def train(cache: bool):
+        seed_everything(0)
+        model, groups = prepare_model("feature_extraction", 3, weights=pretrained_checkpoint, lr=0.05, cut=cut)
+        config = TrainConfig(epochs=2, batch_size=8, device="cpu", augment="none", feature_cache=cache, head="sgd")
+        return model, fit(model, groups, tiny_data(), config)
+
+    (cached_model, cached), (plain_model, plain) = train(True), train(False)
+    for a, b in zip(cached.records, plain.records, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, abs=1e-5) and a.val_accuracy == b.val_accuracy
+    torch.testing.assert_close(cached_model.fc.weight, plain_model.fc.weight, atol=1e-5, rtol=0)

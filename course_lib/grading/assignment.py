@@ -9,6 +9,7 @@ check that no feedback page shows a hidden line.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,9 @@ __all__ = [
     "SOLUTIONS",
     "Cell",
     "assignment_source",
+    "failing_line",
     "graded_cells",
+    "hidden_line_numbers",
     "hidden_test_lines",
     "normalised_text",
     "released_tests",
@@ -98,3 +101,45 @@ def released_tests(release: Path) -> dict[str, str]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade")
         and not cell["metadata"]["nbgrader"].get("solution")
     }
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Where IPython's traceback names a line of a cell: "Cell In[8], line 4" (IPython 8),
+# "Input In [8], in <cell line: 4>()" (IPython 7.x), "<ipython-input-8-...> in <module>" then "----> 4".
+_CELL_LINE = re.compile(r"^(?:Cell In\[(\d+)\], line (\d+)|Input In \[(\d+)\].*<cell line: (\d+)>)", re.MULTILINE)
+_ARROW_LINE = re.compile(r"^-+> ?(\d+)", re.MULTILINE)
+# Chained exceptions: the last part of the traceback is the exception that left the cell.
+_CHAINED = re.compile(
+    r"During handling of the above exception, another exception occurred:|"
+    r"The above exception was the direct cause of the following exception:"
+)
+
+
+def hidden_line_numbers(source: str) -> set[int]:
+    """The numbers (from 1) of the lines between the hidden-test markers."""
+    numbers, inside = set(), False
+    for number, line in enumerate(source.splitlines(), start=1):
+        if HIDDEN_BEGIN in line:
+            inside = True
+        elif HIDDEN_END in line:
+            inside = False
+        elif inside:
+            numbers.add(number)
+    return numbers
+
+
+def failing_line(output: dict, execution_count: int | None = None) -> int | None:
+    """The line of the running cell that raised the error ``output``, or None if the traceback does not say.
+
+    The exception that left the cell is the last of a chain, and its first frame is the cell's own
+    (later frames are in the checks or in the student's functions, defined in other cells).
+    """
+    text = _CHAINED.split(_ANSI.sub("", "\n".join(output.get("traceback", []))))[-1]
+    for found in _CELL_LINE.finditer(text):
+        count, line = found[1] or found[3], found[2] or found[4]
+        if execution_count is None or int(count) == execution_count:
+            return int(line)
+    if "<ipython-input-" in text:
+        arrow = _ARROW_LINE.search(text)
+        return int(arrow[1]) if arrow else None
+    return None

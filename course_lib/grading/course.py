@@ -13,12 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from course_lib.errors import CourseError
 from course_lib.grading import GradingError
-from course_lib.grading.assignment import SOLUTIONS, Cell, assignment_source, graded_cells
+from course_lib.grading.assignment import SOLUTIONS, Cell, graded_cells
+from course_lib.grading.translations import SOURCE_LANGUAGE, source_language, translated_source
 
 __all__ = [
     "COURSE_ID",
@@ -64,15 +66,18 @@ class Course:
         return self.root / kind / student / self.assignment
 
 
-def choose_kernel_manager(sandbox: bool = True) -> tuple[str, str | None]:
+def choose_kernel_manager(sandbox: bool = True, *, check: bool = True) -> tuple[str, str | None]:
     """The kernel manager that runs student code, and a warning when it is not isolated.
 
     ``sandbox`` True (the default): the sandbox, or an error that says why it cannot run;
     False: the plain kernel with the grader's rights (trusted notebooks only). Grading
-    never falls back to the plain kernel by itself.
+    never falls back to the plain kernel by itself. ``check`` False skips the check on this
+    machine when student code runs on others (Slurm's nodes check it before grading).
     """
     if not sandbox:
         return PLAIN, "sandbox switched off (--no-sandbox): student code ran with the grader's rights"
+    if not check:
+        return SANDBOXED, None
     try:
         from course_lib.grading import sandbox as sandbox_module
 
@@ -101,9 +106,8 @@ c.Autograde.autograde_preprocessors = [
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
-    "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
-]
+]  # no AssignLatePenalties: course_lib.grading.late computes penalties again on every run
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "{PLUGINS}.HideTestsInFeedback",
@@ -164,12 +168,31 @@ def _tree_hash(folder: Path) -> str:
 
 
 def prepare_course(
-    root: Path, assignment: str, kernel_manager: str, cell_timeout: int, solutions: Path = SOLUTIONS
+    root: Path,
+    assignment: str,
+    kernel_manager: str,
+    cell_timeout: int,
+    solutions: Path = SOLUTIONS,
+    language: str | None = None,
 ) -> Course:
-    """Create or update the course directory and release the assignment into its gradebook."""
-    source = assignment_source(assignment, solutions)
+    """Create or update the course directory and release the assignment into its gradebook.
+
+    The source is the assignment in ``language`` (:func:`course_lib.grading.translations.translated_source`:
+    the same cells and tests, its prose and the checks' hints in that language); None keeps the
+    language the course directory's source is already in, English for a new one.
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "nbgrader_config.py").write_text(nbgrader_config(root.resolve(), kernel_manager, cell_timeout))
+    target = root.resolve() / "source" / assignment
+    if language is None:
+        language = source_language(target) if target.is_dir() else SOURCE_LANGUAGE
+    with tempfile.TemporaryDirectory(prefix="course-source-") as scratch:
+        source = translated_source(assignment, language, Path(scratch) / assignment, solutions)
+        return _release_source(root, assignment, source)
+
+
+def _release_source(root: Path, assignment: str, source: Path) -> Course:
+    """Put ``source`` in the course directory and release it, unless the same source already is."""
     course = Course(root.resolve(), assignment, root.resolve() / "source" / assignment, graded_cells(source))
     stamp = course.root / "logs" / f"{assignment}.source-sha256"
     current = _tree_hash(source)

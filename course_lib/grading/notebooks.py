@@ -1,19 +1,22 @@
 """What is wrong with a submitted notebook, and the repairs that let nbgrader grade it.
 
 nbgrader refuses a whole notebook for some edits (a duplicated grade id, a changed schema
-version) and silently restores others (edited test cells). Checking first turns both into
-a line of the student's report, and a repair keeps one bad edit from costing every point.
+version), silently restores others (edited test cells) and skips deleted test cells. Checking
+first turns each into a line of the student's report, and a repair (deleted test cells put
+back from the release) keeps one bad edit from costing every point.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 from course_lib.grading.assignment import Cell, normalised_text
 from course_lib.grading.submissions import MAX_NOTEBOOK_BYTES
 
-__all__ = ["check_notebook", "repair_notebook"]
+__all__ = ["check_notebook", "repair_notebook", "restore_test_cells"]
 
 
 def check_notebook(
@@ -94,3 +97,37 @@ def repair_notebook(notebook: dict, expected: list[Cell]) -> list[str]:
             changes.append(f"cell {grade_id!r}: nbgrader schema_version {meta.get('schema_version')!r} reset to 3")
             meta["schema_version"] = 3
     return changes
+
+
+def restore_test_cells(notebook: dict, release: dict) -> None:
+    """Put back the test cells a student deleted (or stripped of their metadata), as released, after
+    the cell that precedes them in the release: nbgrader only overwrites test cells it finds, so a
+    deleted one would never run, and the tests after it that still pass would lose nothing."""
+    present = {_grade_id(cell) for cell in notebook["cells"]} - {None}
+    ids = {cell.get("id") for cell in notebook["cells"]}
+    for index, cell in enumerate(release["cells"]):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade") or meta.get("solution") or meta.get("grade_id") in present:
+            continue
+        restored = copy.deepcopy(cell)
+        if restored.get("id") in ids:
+            restored["id"] = f"{restored['id']}-restored"
+        notebook["cells"].insert(_position_after(notebook, release["cells"][:index]), restored)
+        present.add(meta["grade_id"])
+
+
+def _grade_id(cell: Any) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def _position_after(notebook: dict, earlier: list[dict]) -> int:
+    """Where a cell goes: after the last of the release's ``earlier`` cells the notebook still has
+    (matched by grade id, else by cell id), else at the top."""
+    for cell in reversed(earlier):
+        for index, mine in enumerate(notebook["cells"]):
+            if (_grade_id(cell) and _grade_id(mine) == _grade_id(cell)) or (
+                cell.get("id") and isinstance(mine, dict) and mine.get("id") == cell.get("id")
+            ):
+                return index + 1
+    return 0

@@ -1,14 +1,14 @@
-"""Grading a batch: from collected submissions to autograded notebooks, feedback and CSVs.
+"""Grading a batch: from collected submissions to autograded notebooks, then every output.
 
 Each student is checked, placed and autograded on their own (``nbgrader autograde
 --student`` in its own process, the kernel in the sandbox), so that one broken or hostile
-notebook costs only its own row. Feedback pages are checked for hidden-test lines after
-nbgrader writes them, because a leak there would spoil the hidden tests for every later class.
+notebook costs only its own row. What the run writes afterwards (feedback, CSVs, report,
+exports) comes from :mod:`course_lib.grading.outputs`, the same after a batch, after one
+student graded again, and on a run without submissions after manual grading.
 """
 
 from __future__ import annotations
 
-import html.parser
 import json
 import re
 import shutil
@@ -16,12 +16,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from course_lib.grading import GradingError
 from course_lib.grading.assignment import SOLUTIONS, released_tests
 from course_lib.grading.audit import audit_notebook
+from course_lib.grading.backends import check_backend, dispatch
 from course_lib.grading.course import (
     COURSE_ID,
     Course,
@@ -32,14 +34,18 @@ from course_lib.grading.course import (
     register_students,
     run_nbgrader,
 )
-from course_lib.grading.notebooks import check_notebook, repair_notebook
-from course_lib.grading.results import Report, write_report, write_results
-from course_lib.grading.submissions import Submission, collect_submissions, read_roster
+from course_lib.grading.feedback import _TextOfHtml, verify_feedback  # noqa: F401 (imported from here by callers)
+from course_lib.grading.late import LatePolicy, utc
+from course_lib.grading.notebooks import check_notebook, repair_notebook, restore_test_cells
+from course_lib.grading.outputs import kept_roster, late_policy, reading_zone, write_outputs
+from course_lib.grading.results import Report, read_reports, write_report
+from course_lib.grading.submissions import Submission, collect_submissions
+from course_lib.grading.translations import match_language_cell
 
 if TYPE_CHECKING:
     from course_lib.grading.cli import GradeConfig
 
-__all__ = ["Report", "grade", "grade_student", "grade_students", "verify_feedback", "write_feedback"]
+__all__ = ["Report", "grade", "grade_student", "grade_students", "verify_feedback"]
 
 Progress = Callable[[str], object]
 
@@ -47,46 +53,74 @@ Progress = Callable[[str], object]
 def grade(config: GradeConfig, *, solutions: Path = SOLUTIONS, progress: Progress = print) -> list[Report]:
     """Grade a batch (or one ``config.student``) and write the results into ``config.out``; return the reports.
 
-    Without ``config.submissions``, only registers the roster and rewrites the CSVs from the gradebook.
+    Without ``config.submissions``, grades nobody: registers the roster and brings every output
+    (feedback, CSVs, report, exports) up to date with the gradebook, e.g. after manual grading.
     """
     put_scripts_on_path()
-    kernel_manager, warning = choose_kernel_manager(config.sandbox)
+    check_backend(config)  # e.g. Slurm's commands, before anything is released or run
+    kernel_manager, warning = choose_kernel_manager(config.sandbox, check=config.backend == "local")
     if warning:
         progress(f"warning: {warning}")
     course = prepare_course(
-        config.course or config.out, config.assignment, kernel_manager, config.cell_timeout, solutions
+        config.course or config.out, config.assignment, kernel_manager, config.cell_timeout, solutions, config.language
     )
-    roster = read_roster(config.students) if config.students else []
+    policy = late_policy(course, config)  # checked (and kept) before any student is graded
+    roster = kept_roster(course, config.students)
     if config.submissions is not None:
-        reports = _grade_batch(config, course, roster, warning, progress)
+        reports = _grade_batch(config, course, roster, warning, progress, policy)
     else:
         register_students(course, roster)
         reports = []
-    _publish(course, config.out)
-    grades_csv, questions_csv = write_results(course, config.out)
-    progress(f"wrote {grades_csv} and {questions_csv}")
+    write_outputs(config, course, roster, policy, progress)
     return reports
 
 
 def _grade_batch(
-    config: GradeConfig, course: Course, roster: list[dict], warning: str | None, progress: Progress
+    config: GradeConfig,
+    course: Course,
+    roster: list[dict],
+    warning: str | None,
+    progress: Progress,
+    policy: LatePolicy | None,
 ) -> list[Report]:
-    """Collect, register, autograde and write feedback for the submissions the config names."""
+    """Collect, register and autograde the submissions the config names; keep their reports."""
     with tempfile.TemporaryDirectory(prefix="course-grade-") as workdir:
         collected = collect_submissions(
-            config.submissions, config.assignment, course.notebooks, config.pattern, Path(workdir)
+            config.submissions,
+            config.assignment,
+            course.notebooks,
+            config.pattern,
+            Path(workdir),
+            reading_zone(config, policy),
         )
         if config.student is not None:
             if config.student not in collected:
-                raise GradingError(f"No submission of student {config.student!r} in {config.submissions}.")
+                raise GradingError(
+                    f"No submission of student {config.student!r} in {config.submissions} (found "
+                    f"{', '.join(sorted(collected)[:5]) or 'none'}{' ...' if len(collected) > 5 else ''}): "
+                    f"flat files are named like {config.pattern!r}, folders <student>/<notebook>.ipynb."
+                )
             collected = {config.student: collected[config.student]}
         register_students(course, roster + [{"id": s} for s in collected if s not in {r["id"] for r in roster}])
         submissions = list(collected.values())
-        reports = grade_students(course, submissions, config.student_timeout, warning, config.jobs, progress)
-        write_feedback(course, reports, config.student_timeout)
+        earlier = read_reports(course)
+        reports = dispatch(config, course, submissions, warning, progress)  # local threads or a Slurm array
         for report in reports:
+            _record_time(report, collected[report.student], earlier.get(report.student))
             write_report(course, report)
     return reports
+
+
+def _record_time(report: Report, submission: Submission, earlier: Report | None) -> None:
+    """The submission time in the report (every backend's): the collected one, else the earlier grading's, said so."""
+    if submission.submitted_at is not None:
+        report.submitted_at, report.submitted_from = submission.submitted_at.isoformat(), submission.submitted_from
+    elif earlier is not None and earlier.submitted_at:
+        report.submitted_at, report.submitted_from = earlier.submitted_at, earlier.submitted_from
+        report.problems.append(
+            f"submission time {earlier.submitted_at} kept from the earlier grading (these submissions have "
+            "none; --submitted-at sets it)"
+        )
 
 
 def grade_students(
@@ -123,6 +157,8 @@ def grade_student(course: Course, submission: Submission, timeout: float, warnin
     """Check and place one student's notebooks, then autograde them in their own nbgrader process."""
     start = time.perf_counter()
     report = Report(submission.student, problems=list(submission.problems))
+    if submission.submitted_at is not None:
+        report.submitted_at, report.submitted_from = submission.submitted_at.isoformat(), submission.submitted_from
     log = course.root / "logs" / course.assignment / f"{submission.student}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -130,7 +166,7 @@ def grade_student(course: Course, submission: Submission, timeout: float, warnin
     if warning:
         report.problems.append(warning)
     usable, problems, suspicious = _place_notebooks(course, submission)
-    report.problems += problems + _stray_files(course, submission)
+    report.problems += problems
     if usable == 0:
         _remove_submission(course, submission.student)
         report.status = "not graded"
@@ -153,31 +189,19 @@ def _place_notebooks(course: Course, submission: Submission) -> tuple[int, list[
             problems.append(f"missing notebook {name}.ipynb (0 points)")
             continue
         expected = [c for c in course.cells if c.notebook == name]
-        tests = released_tests(course.path("release") / f"{name}.ipynb")
-        notebook, found = check_notebook(submission.files[name], expected, tests)
+        release = course.path("release") / f"{name}.ipynb"
+        notebook, found = check_notebook(submission.files[name], expected, released_tests(release))
         problems += found
         if notebook is None:
             continue
         problems += repair_notebook(notebook, expected)
+        released = json.loads(release.read_text())
+        restore_test_cells(notebook, released)
+        match_language_cell(notebook, released)  # the checks speak the class's language, whichever release
         suspicious += audit_notebook(notebook, json.loads((course.source / f"{name}.ipynb").read_text()))
         (placed / f"{name}.ipynb").write_text(json.dumps(notebook, indent=1))
         usable += 1
     return usable, problems, suspicious
-
-
-def _stray_files(course: Course, submission: Submission) -> list[str]:
-    """The files handed in besides the expected notebooks, and a hint when they look renamed."""
-    problems = []
-    missing = [n for n in course.notebooks if n not in submission.files]
-    strays = [o for o in submission.others if o.endswith(".ipynb")]
-    if missing and strays:
-        problems.append(
-            f"unexpected notebooks {strays[:3]}: renamed? Name them "
-            f"{', '.join(n + '.ipynb' for n in missing)} and re-grade with --student"
-        )
-    if submission.others:
-        problems.append(f"{len(submission.others)} other files ignored (only the assignment's notebooks are graded)")
-    return problems
 
 
 def _autograde(course: Course, report: Report, suspicious: list[str], log: Path, timeout: float) -> None:
@@ -186,8 +210,11 @@ def _autograde(course: Course, report: Report, suspicious: list[str], log: Path,
     Code the audit found suspicious is graded as usual but held for review: its status says
     so and its autograded points are withheld until a person has looked.
     """
-    placed = course.path("submitted", report.student)
-    (placed / "timestamp.txt").write_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    if report.submitted_at:  # nbgrader records it in the gradebook; without one it records none
+        submitted = utc(datetime.fromisoformat(report.submitted_at))
+        (course.path("submitted", report.student) / "timestamp.txt").write_text(
+            submitted.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        )
     args = ["autograde", course.assignment, "--student", report.student, "--force"]
     code, text = run_nbgrader(course.root, args, log, timeout)
     if code != 0:
@@ -236,60 +263,3 @@ def _remove_submission(course: Course, student: str) -> None:
             gradebook.remove_submission(course.assignment, student)
         except MissingEntry:
             pass
-
-
-def write_feedback(course: Course, reports: list[Report], timeout: float) -> None:
-    """Feedback HTML for the graded students: one nbgrader call, or one per student if that fails."""
-    graded = [r for r in reports if r.status == "graded"]
-    if not graded:
-        return
-    log = course.root / "logs" / course.assignment / "feedback.log"
-    args = ["generate_feedback", course.assignment, "--force"]
-    if len(graded) == 1:
-        args += ["--student", graded[0].student]
-    code, _ = run_nbgrader(course.root, args, log, timeout)
-    for report in graded:
-        if code != 0:
-            student_code, text = run_nbgrader(
-                course.root, args[:3] + ["--student", report.student], course.root / report.log, timeout
-            )
-            if student_code != 0:
-                report.problems.append(f"feedback not written: {last_error(text)}")
-        report.problems += verify_feedback(course, report.student)
-
-
-class _TextOfHtml(html.parser.HTMLParser):
-    """The text of an HTML page, without its markup (code in feedback is split by highlighting spans)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def verify_feedback(course: Course, student: str) -> list[str]:
-    """Withhold any feedback file that shows a line of a hidden test."""
-    hidden = [line for cell in course.cells for line in cell.hidden_lines]
-    problems = []
-    for path in sorted(course.path("feedback", student).glob("*.html")):
-        parser = _TextOfHtml()
-        parser.feed(path.read_text(encoding="utf-8"))
-        text = " ".join("".join(parser.parts).split())
-        leaked = [line for line in hidden if line in text]
-        if leaked:
-            path.unlink()
-            problems.append(f"feedback {path.name} withheld: it showed a hidden test ({leaked[0][:60]})")
-    return problems
-
-
-def _publish(course: Course, out: Path) -> None:
-    """With a separate course directory, copy this assignment's feedback and autograded notebooks to ``out``."""
-    if course.root == out.resolve():
-        return
-    for kind in ("autograded", "feedback"):
-        for folder in sorted((course.root / kind).glob(f"*/{course.assignment}")):
-            target = out / kind / folder.parent.name / course.assignment
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(folder, target)

@@ -13,7 +13,7 @@ import nbformat
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
-from course_lib.grading.assignment import HIDDEN_BEGIN, HIDDEN_END
+from course_lib.grading.assignment import HIDDEN_BEGIN, HIDDEN_END, failing_line, hidden_line_numbers
 from course_lib.grading.course import PLAIN
 
 __all__ = ["GradingExecute", "HideTestsInFeedback", "KeepStderrFromFailing"]
@@ -63,15 +63,18 @@ class HideTestsInFeedback(NbGraderPreprocessor):
     Hidden regions are cut from the cell sources; a test cell with hidden tests shows none
     of its printed output (a hidden test, or the student's code it calls, could print the
     hidden inputs), and an error in a test cell is shown as its one-line message (the
-    checks' messages say what to fix).
+    checks' messages say what to fix). An error raised by a hidden test says so, since the
+    call its message describes is not in the cell the student sees.
     """
 
     NOTE = "[printed output not shown: this cell has hidden tests]\n"
+    FROM_HIDDEN = "(this failure comes from a hidden test of this cell: its code is not shown)"
 
     def preprocess_cell(self, cell: Any, resources: dict, index: int) -> tuple[Any, dict]:
         """Cut the hidden region from a test cell and keep only the outputs that are safe to show."""
         if _is_graded_code(cell):
             had_hidden = HIDDEN_BEGIN in cell.source
+            hidden = hidden_line_numbers(cell.source)
             remover = ClearHiddenTests(
                 enforce_metadata=False, begin_test_delimeter=HIDDEN_BEGIN, end_test_delimeter=HIDDEN_END
             )
@@ -79,7 +82,10 @@ class HideTestsInFeedback(NbGraderPreprocessor):
             shown = []
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
+                    from_hidden = failing_line(output, cell.get("execution_count")) in hidden
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+                    if from_hidden:
+                        output["traceback"].append(self.FROM_HIDDEN)
                     shown.append(output)
                 elif not had_hidden:
                     shown.append(output)

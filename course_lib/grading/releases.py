@@ -3,6 +3,10 @@
 Students get what nbgrader's ``generate_assignment`` makes of the source notebooks
 (solutions and hidden tests removed). The releases are committed, so that students need no
 nbgrader; :func:`stale_releases` says when one no longer matches its source.
+
+Each language has its releases: English in ``exercises/<assignment>/``, the others in
+``exercises/<language>/<assignment>/`` (:func:`release_folder`), each made the same way from the
+source in that language (:func:`course_lib.grading.translations.translated_source`).
 """
 
 from __future__ import annotations
@@ -12,25 +16,32 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from course_lib import PROJECT_ROOT
 from course_lib.grading import GradingError
-from course_lib.grading.assignment import SOLUTIONS, assignment_source
+from course_lib.grading.assignment import SOLUTIONS
 from course_lib.grading.course import COURSE_ID, last_error, put_scripts_on_path
+from course_lib.grading.translations import LOCALES, SOURCE_LANGUAGE, translated_source
 
-__all__ = ["comparable", "release_assignments", "stale_releases"]
+__all__ = ["EXERCISES", "comparable", "release_assignments", "release_folder", "stale_releases"]
+
+EXERCISES = PROJECT_ROOT / "exercises"
 
 
-def _generate_releases(assignments: list[str], workdir: Path, solutions: Path) -> Path:
+def release_folder(language: str, exercises: Path = EXERCISES) -> Path:
+    """Where the releases in ``language`` are kept: ``exercises/`` for English, ``exercises/<language>/`` else."""
+    return exercises if language == SOURCE_LANGUAGE else exercises / language
+
+
+def _generate_releases(
+    assignments: list[str], workdir: Path, solutions: Path, language: str = SOURCE_LANGUAGE, locales: Path = LOCALES
+) -> Path:
     """``generate_assignment`` for each assignment in one scratch course, in this process (fast)."""
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
     put_scripts_on_path()
     for assignment in assignments:
-        shutil.copytree(
-            assignment_source(assignment, solutions),
-            workdir / "source" / assignment,
-            ignore=shutil.ignore_patterns(".ipynb_checkpoints"),
-        )
+        translated_source(assignment, language, workdir / "source" / assignment, solutions, locales)
     config = Config()
     config.CourseDirectory.root = str(workdir)
     config.CourseDirectory.course_id = COURSE_ID
@@ -46,11 +57,18 @@ def _generate_releases(assignments: list[str], workdir: Path, solutions: Path) -
     return workdir / "release"
 
 
-def release_assignments(assignments: list[str], exercises: Path, solutions: Path = SOLUTIONS) -> list[Path]:
-    """Write the student version of each ``solutions/ASSIGNMENT`` to ``exercises/ASSIGNMENT``."""
+def release_assignments(
+    assignments: list[str],
+    exercises: Path,
+    solutions: Path = SOLUTIONS,
+    language: str = SOURCE_LANGUAGE,
+    locales: Path = LOCALES,
+) -> list[Path]:
+    """Write the student version of each ``solutions/ASSIGNMENT``, in ``language``, to ``exercises/ASSIGNMENT``
+    (``exercises`` being the language's folder, :func:`release_folder`)."""
     targets = []
     with tempfile.TemporaryDirectory(prefix="course-release-") as workdir:
-        released = _generate_releases(assignments, Path(workdir), solutions)
+        released = _generate_releases(assignments, Path(workdir), solutions, language, locales)
         for assignment in assignments:
             target = exercises / assignment
             if target.exists():
@@ -69,11 +87,17 @@ def comparable(path: Path) -> list:
     ]
 
 
-def stale_releases(assignments: list[str], exercises: Path, solutions: Path = SOLUTIONS) -> dict[str, str]:
-    """Assignments whose folder in ``exercises`` differs from a fresh release (name -> why)."""
+def stale_releases(
+    assignments: list[str],
+    exercises: Path,
+    solutions: Path = SOLUTIONS,
+    language: str = SOURCE_LANGUAGE,
+    locales: Path = LOCALES,
+) -> dict[str, str]:
+    """Assignments whose folder in ``exercises`` differs from a fresh release in ``language`` (name -> why)."""
     stale = {}
     with tempfile.TemporaryDirectory(prefix="course-release-check-") as workdir:
-        released = _generate_releases(assignments, Path(workdir), solutions)
+        released = _generate_releases(assignments, Path(workdir), solutions, language, locales)
         for assignment in assignments:
             why = _difference(released / assignment, exercises / assignment, assignment)
             if why:

@@ -826,6 +826,16 @@ def test_prepare_model_check_uses_the_course_helpers_not_the_students() -> None:
     assert ns["freeze_backbone"] is requires_grad_only
 
 
+def test_stand_in_pretrained_weights_keep_a_trained_networks_scale() -> None:
+    """With random BatchNorm statistics, frozen features reached ~1e12, the softmax saturated, the head got
+    no gradient, and a correct prepare_model failed its training step in 1.4 % of feature-extraction checks."""
+    for seed in range(20):
+        generator = checks._generator(seed)
+        model, _ = regimes.prepare_model("feature_extraction", 3, checks._pretrained_state(generator))
+        logits = model.train()(torch.randn(8, 3, 32, 32, generator=generator))
+        assert logits.abs().max() < 100, (seed, logits.abs().max())
+
+
 # ---------------------------------------------------------------- the experiment
 
 

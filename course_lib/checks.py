@@ -44,6 +44,7 @@ from torch import nn
 
 from course_lib import i18n
 from course_lib.conv import conv_output_size as _course_conv_output_size
+from course_lib.models import STAGE_NAMES
 
 __all__ = [
     "CheckFailed",
@@ -1078,7 +1079,7 @@ def check_parameter_count(resnet_class: type, num_classes: int = 1000) -> None:
     )
 
 
-_PARTS = ("layer1", "layer2", "layer3", "layer4", "fc")
+_PARTS = (*STAGE_NAMES, "fc")
 
 
 def _part_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -42,17 +42,14 @@ def _final(results: list[StudentResult]) -> tuple[list[StudentResult], list[str]
 
 def message(result: StudentResult) -> str:
     """What the score is made of, in one sentence for the LMS's feedback column."""
-    cells = result.cells
-    total = sum(c.cell.points for c in cells)
+    total = result.points()
     if not result.submitted:
         reason = "no submission" if result.report.status == "no submission" else "no notebook could be graded"
         return f"{_number(result.score)} of {_number(total)} points: {reason}."
     parts = []
     for kind, label in (("auto", "autograded"), ("manual", "written answers")):
-        points = sum(c.cell.points for c in cells if c.cell.kind == kind)
-        scored = sum(c.score or 0 for c in cells if c.cell.kind == kind)
-        if points:
-            parts.append(f"{label} {_number(scored)} of {_number(points)}")
+        if points := result.points(kind):
+            parts.append(f"{label} {_number(result.scored(kind))} of {_number(points)}")
     text = f"{_number(result.score)} of {_number(total)} points ({', '.join(parts)})"
     if result.late_penalty:
         text += f"; {_number(result.lateness.percent)}% deducted for lateness (-{_number(result.late_penalty)} points)"
@@ -63,7 +60,7 @@ def write_canvas(results: list[StudentResult], roster: list[dict], name: str, ou
     """canvas.csv; return its path and the students left out."""
     people = {row["id"]: row for row in roster}
     final, left_out = _final(results)
-    max_score = _number(sum(c.points for c in (c.cell for c in results[0].cells))) if results else ""
+    max_score = _number(results[0].points()) if results else ""
     rows = [["Points Possible", "", "", "", "", max_score]]
     for result in final:
         person = people.get(result.student, {})

@@ -106,7 +106,15 @@ class StudentResult:
     @property
     def raw_score(self) -> float:
         """Points given so far, before any late penalty."""
-        return sum(c.score or 0.0 for c in self.cells)
+        return self.scored()
+
+    def points(self, kind: str | None = None) -> float:
+        """What the graded cells are worth: all of them, or those of one kind (auto or manual)."""
+        return sum(c.cell.points for c in self.cells if kind in (None, c.cell.kind))
+
+    def scored(self, kind: str | None = None) -> float:
+        """Points given so far, before any late penalty: in every cell, or in those of one kind."""
+        return sum(c.score or 0.0 for c in self.cells if kind in (None, c.cell.kind))
 
     @property
     def late_penalty(self) -> float:
@@ -234,17 +242,16 @@ def _time(moment: datetime | None, policy: LatePolicy | None) -> str:
 
 def grades_row(result: StudentResult, policy: LatePolicy | None = None) -> list[str]:
     """One student's row of grades.csv."""
-    cells = result.cells
     lateness = result.lateness
     submitted = datetime.fromisoformat(result.report.submitted_at) if result.report.submitted_at else None
     return [
         result.student,
         _format(result.score),
-        _format(sum(c.cell.points for c in cells)),
-        _format(sum(c.score or 0.0 for c in cells if c.cell.kind == "auto")),
-        _format(sum(c.cell.points for c in cells if c.cell.kind == "auto")),
-        _format(sum(c.cell.points for c in cells if c.cell.kind == "manual")),
-        str(any(c.needs_manual_grade for c in cells)).lower(),
+        _format(result.points()),
+        _format(result.scored("auto")),
+        _format(result.points("auto")),
+        _format(result.points("manual")),
+        str(any(c.needs_manual_grade for c in result.cells)).lower(),
         result.report.status,
         "; ".join(result.report.problems + result.report.feedback_problems),
         _format(result.raw_score),

@@ -36,7 +36,7 @@ from course_lib.options import option, to_argv
 from course_lib.runtime import provenance, resolve_device, warm_up
 from course_lib.weights import DEFAULT_CHECKPOINT, resolve
 
-__all__ = ["ProbeConfig", "Probe", "probe", "run"]
+__all__ = ["ProbeConfig", "Probe", "probe", "read_probes", "run"]
 
 
 @dataclass
@@ -170,6 +170,30 @@ def _summary(probes: list[Probe], record: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def read_probes(folder: str | Path) -> tuple[list[Probe], dict]:
+    """The probes and the settings record that ``python -m course_lib probe`` wrote to ``folder``."""
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "settings.json").read_text())
+    except FileNotFoundError:
+        raise CourseError(
+            f"No probe results in {folder} (settings.json missing); run `python -m course_lib probe` first."
+        ) from None
+    with open(folder / "probes.csv", newline="") as file:
+        probes = [
+            Probe(
+                stage=row["stage"],
+                features=int(row["features"]),
+                val_accuracy=float(row["val_accuracy"]),
+                test_accuracy=float(row["test_accuracy"]),
+                weight_decay=float(row["weight_decay"]),
+                seconds=float(row["seconds"]),
+            )
+            for row in csv.DictReader(file)
+        ]
+    return probes, record
 
 
 def run(config: ProbeConfig) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from course_lib.__main__ import main
+from course_lib.errors import CourseError
 from course_lib.head import WEIGHT_DECAYS
+from course_lib.probe import read_probes
 
 
 def test_probe_writes_one_row_per_stage_in_order(photos, pretrained_checkpoint, tmp_path, capsys):
@@ -40,6 +44,16 @@ def test_probe_writes_one_row_per_stage_in_order(photos, pretrained_checkpoint, 
     summary = (out / "summary.md").read_text()
     assert "| layer2 | 128 |" in summary and "Always answering the largest class" in summary
     assert "layer4: 512 features, test accuracy" in capsys.readouterr().out
+    probes, record = read_probes(out)
+    assert [(p.stage, p.features, p.weight_decay) for p in probes] == [
+        (row["stage"], int(row["features"]), float(row["weight_decay"])) for row in rows
+    ]
+    assert record == settings
+
+
+def test_reading_missing_probes_says_which_command_makes_them(tmp_path):
+    with pytest.raises(CourseError, match="run `python -m course_lib probe` first"):
+        read_probes(tmp_path)
 
 
 def test_unknown_stage_is_a_short_message(tmp_path, capsys):

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from course_lib import PROJECT_ROOT, TARGET_ACCURACY
+from course_lib.errors import CourseError
 from course_lib.experiment import Results, read_results
 
 
@@ -60,15 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         if subprocess.run(command).returncode != 0:
             print("error: the experiment failed; see its output above.", file=sys.stderr)
             return 1
-    settings_path = args.out / "settings.json"
-    if not settings_path.is_file():
-        print(
-            f"error: no experiment results in {args.out} (settings.json missing); "
-            f"run `python -m course_lib experiment --out {args.out}` or add --run.",
-            file=sys.stderr,
-        )
+    try:
+        results = read_results(args.out)
+    except CourseError as error:
+        print(f"error: {error} Or add --run.", file=sys.stderr)
         return 2
-    results = read_results(args.out)
     settings, options = results.settings, results.settings["options"]
     target = args.target or options.get("target", TARGET_ACCURACY)
     print(

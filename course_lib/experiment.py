@@ -21,7 +21,6 @@ fine-tuning to pass 90 % validation accuracy, in seconds of training.
 from __future__ import annotations
 
 import csv
-import json
 import shlex
 import statistics
 import time
@@ -39,7 +38,16 @@ from course_lib.history import History
 from course_lib.models import STAGE_NAMES
 from course_lib.options import option, per_key, to_argv, whole_number
 from course_lib.regimes import count_trainable, prepare_model
-from course_lib.runtime import PRECISIONS, device_name, provenance, resolve_device, seed_everything, warm_up
+from course_lib.runtime import (
+    PRECISIONS,
+    device_name,
+    provenance,
+    read_record,
+    resolve_device,
+    seed_everything,
+    warm_up,
+    write_record,
+)
 from course_lib.train import TrainConfig, fit
 from course_lib.weights import DEFAULT_CHECKPOINT, Checkpoint, resolve
 
@@ -359,7 +367,7 @@ def write_results(
         "training": results[0].history.settings if results else {},
         "options": asdict(config),
     }
-    (out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_record(out, record)
     (out / "summary.md").write_text(summary_markdown(by_regime, data, config, record))
     return out
 
@@ -399,12 +407,7 @@ class Results:
 def read_results(folder: str | Path) -> Results:
     """The results folder that ``python -m course_lib experiment`` wrote to ``folder``."""
     folder = Path(folder)
-    try:
-        settings = json.loads((folder / "settings.json").read_text())
-    except FileNotFoundError:
-        raise CourseError(
-            f"No experiment results in {folder} (settings.json missing); run the experiment first."
-        ) from None
+    settings = read_record(folder, "python -m course_lib experiment")
     seeds = list(settings["options"]["seeds"])
     regimes = [r for r in REGIMES if r in settings["options"]["regimes"]]
     histories = {

@@ -19,7 +19,6 @@ far they are from the source dataset; this command measures it for ours.
 from __future__ import annotations
 
 import csv
-import json
 import shlex
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +32,7 @@ from course_lib.errors import CourseError
 from course_lib.experiment import ExperimentConfig, RegimeRun, train_regime
 from course_lib.models import STAGE_NAMES, STAGES
 from course_lib.options import option, to_argv
-from course_lib.runtime import provenance, resolve_device, warm_up
+from course_lib.runtime import provenance, read_record, resolve_device, warm_up, write_record
 from course_lib.weights import DEFAULT_CHECKPOINT, resolve
 
 __all__ = ["ProbeConfig", "Probe", "probe", "read_probes", "run"]
@@ -140,7 +139,7 @@ def _write(out: Path, probes: list[Probe], record: dict) -> None:
         baseline=record["majority_class_accuracy"],
         path=out / "where_to_cut.png",
     )
-    (out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_record(out, record)
     (out / "summary.md").write_text(_summary(probes, record))
 
 
@@ -175,12 +174,7 @@ def _summary(probes: list[Probe], record: dict) -> str:
 def read_probes(folder: str | Path) -> tuple[list[Probe], dict]:
     """The probes and the settings record that ``python -m course_lib probe`` wrote to ``folder``."""
     folder = Path(folder)
-    try:
-        record = json.loads((folder / "settings.json").read_text())
-    except FileNotFoundError:
-        raise CourseError(
-            f"No probe results in {folder} (settings.json missing); run `python -m course_lib probe` first."
-        ) from None
+    record = read_record(folder, "python -m course_lib probe")
     with open(folder / "probes.csv", newline="") as file:
         probes = [
             Probe(

@@ -8,6 +8,7 @@ can say on what hardware and with which settings it was made. They live here, on
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import random
 import resource
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.errors import CourseError
+from course_lib.files import write_atomically
 
 __all__ = [
     "PRECISIONS",
@@ -30,6 +32,7 @@ __all__ = [
     "epoch_generator",
     "peak_memory",
     "provenance",
+    "read_record",
     "resolve_device",
     "rng_states",
     "seed_everything",
@@ -37,9 +40,11 @@ __all__ = [
     "synchronize",
     "to_device",
     "warm_up",
+    "write_record",
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RECORD_NAME = "settings.json"  # in every results folder: provenance() and the options of the run
 
 
 # --------------------------------------------------------------------------- devices
@@ -201,3 +206,17 @@ def provenance(device: torch.device, command: str = "") -> dict[str, Any]:
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
     }
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> Path:
+    """The results folder's settings.json: its ``provenance`` and options, whole or not at all."""
+    return write_atomically(folder / RECORD_NAME, lambda file: file.write(json.dumps(record, indent=2) + "\n"))
+
+
+def read_record(folder: str | Path, made_by: str) -> dict[str, Any]:
+    """The settings.json of a results folder; when missing, a CourseError naming ``made_by``, the command
+    that writes the folder."""
+    try:
+        return json.loads((Path(folder) / RECORD_NAME).read_text())
+    except FileNotFoundError:
+        raise CourseError(f"No results in {folder} ({RECORD_NAME} missing); run `{made_by}` first.") from None

@@ -20,7 +20,6 @@ networks, which see exactly the same photos and batches.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import shlex
 import sys
@@ -34,7 +33,7 @@ from course_lib.data import TASKS, ProductData, load_products
 from course_lib.history import History
 from course_lib.models import PlainNet18, ResNet18
 from course_lib.regimes import param_groups
-from course_lib.runtime import provenance, resolve_device, seed_everything
+from course_lib.runtime import provenance, resolve_device, seed_everything, write_record
 from course_lib.train import TrainConfig, fit
 
 MODELS = {"PlainNet18": PlainNet18, "ResNet18": ResNet18}
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "classes": data.classes,
         "training": first.settings,
     }
-    (args.out / "settings.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args.out, record)
     (args.out / "summary.md").write_text(summary(histories, record))
     print(f"Wrote {args.out}")
     return 0

@@ -11,7 +11,8 @@ from conftest import PHOTO_CLASSES as CLASSES
 from course_lib import PROJECT_ROOT, REGIMES
 from course_lib.__main__ import main
 from course_lib.data import spread_indices
-from course_lib.experiment import ExperimentConfig
+from course_lib.errors import CourseError
+from course_lib.experiment import ExperimentConfig, read_results
 from course_lib.history import EpochRecord, History
 from course_lib.plots import plot_time_to_target
 from course_lib.train import CHECKPOINT_NAME
@@ -206,3 +207,8 @@ def test_feature_extraction_can_read_an_earlier_stage(photos, pretrained_checkpo
     assert "The head reads the pooled output of layer2." in summary
     assert "L-BFGS" in summary
     assert json.loads((out / "settings.json").read_text())["options"]["cut"] == "layer2"
+
+
+def test_reading_a_folder_without_results_names_the_command_that_makes_them(tmp_path):
+    with pytest.raises(CourseError, match="settings.json missing.*run `python -m course_lib experiment` first"):
+        read_results(tmp_path)
